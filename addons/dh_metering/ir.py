@@ -1,0 +1,64 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import Transaction
+
+
+def user_area_ids(user_id=None):
+    """Ids of the areas assigned to the user (raw SQL: an ORM search here
+    would recurse into the record rules)."""
+    area_user = Pool().get('dh.area-res.user').__table__()
+    transaction = Transaction()
+    if user_id is None:
+        user_id = transaction.user
+    cursor = transaction.connection.cursor()
+    cursor.execute(*area_user.select(
+            area_user.area, where=area_user.user == user_id))
+    return tuple(sorted(a for a, in cursor))
+
+
+def area_paths(area_ids):
+    "The ancestors of the areas (so a manager sees the way up to his areas)"
+    if not area_ids:
+        return ()
+    area = Pool().get('dh.area').__table__()
+    cursor = Transaction().connection.cursor()
+    cursor.execute(*area.select(area.l1, area.l2, area.l3, area.l4,
+            where=area.id.in_(list(area_ids))))
+    return tuple(sorted({a for row in cursor for a in row if a}))
+
+
+class Rule(metaclass=PoolMeta):
+    __name__ = 'ir.rule'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.domain.help += (
+            '\n- "dh_areas" as list of ids of the areas assigned to the user'
+            '\n- "dh_area_paths" as list of ids of their ancestors'
+            '\n- "dh_user" as the id of the user')
+
+    @classmethod
+    def _get_context(cls, model_name):
+        context = super()._get_context(model_name)
+        areas = user_area_ids()
+        context['dh_areas'] = list(areas)
+        context['dh_area_paths'] = list(area_paths(areas))
+        context['dh_user'] = Transaction().user
+        return context
+
+    @classmethod
+    def _get_cache_key(cls, model_names):
+        return (*super()._get_cache_key(model_names), Transaction().user,
+            user_area_ids())
+
+
+class Cron(metaclass=PoolMeta):
+    __name__ = 'ir.cron'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.method.selection.extend([
+                ('dh.export.job|cron_cleanup', "Remove Old Exports"),
+                ])

@@ -1,0 +1,16 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+from trytond.model import fields
+from trytond.pool import PoolMeta
+
+
+class User(metaclass=PoolMeta):
+    __name__ = 'res.user'
+    dh_areas = fields.Many2Many(
+        'dh.area-res.user', 'user', 'area', "Managed Areas",
+        help="The user sees the meters below these areas "
+        "(unless he is a DH administrator).")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._context_fields.insert(0, 'dh_areas')

@@ -1,0 +1,174 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+"""SQL-owned tables for readings and usage aggregates.
+
+Tryton ORM tables have an ``id`` primary key, so PostgreSQL cannot partition
+them by time.  Readings and hourly usage therefore live in tables this module
+creates itself: range-partitioned by month on PostgreSQL (partitions created
+on demand, BRIN index on time), plain tables on SQLite.  Read-only
+``table_query`` models expose them to Tryton (reading.py).
+"""
+import datetime as dt
+import threading
+import zlib
+
+from trytond import backend
+
+# table -> (period column, partitioned on PostgreSQL)
+AGGREGATES = {
+    'dh_usage_hour': ('TIMESTAMP', True),
+    'dh_usage_day': ('DATE', False),
+    'dh_usage_month': ('DATE', False),
+    'dh_usage_year': ('DATE', False),
+    }
+PARTITIONED = ('dh_reading', 'dh_usage_hour')
+
+_partitions = {}
+_partitions_lock = threading.Lock()
+
+
+def is_postgresql():
+    return backend.name == 'postgresql'
+
+
+def param():
+    return '%s' if is_postgresql() else '?'
+
+
+def create_tables(cursor):
+    if is_postgresql():
+        _create_postgresql(cursor)
+    else:
+        _create_sqlite(cursor)
+
+
+def _create_sqlite(cursor):
+    cursor.execute(
+        'CREATE TABLE IF NOT EXISTS dh_reading ('
+        'id INTEGER PRIMARY KEY AUTOINCREMENT, '
+        'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+        'read_at TIMESTAMP NOT NULL, value_e4 BIGINT NOT NULL, '
+        'UNIQUE (meter, register, read_at))')
+    cursor.execute(
+        'CREATE TABLE IF NOT EXISTS dh_reading_last ('
+        'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+        'read_at TIMESTAMP NOT NULL, value_e4 BIGINT NOT NULL, '
+        'PRIMARY KEY (meter, register))')
+    for table, (period_type, _) in AGGREGATES.items():
+        cursor.execute(
+            f'CREATE TABLE IF NOT EXISTS {table} ('
+            'id INTEGER PRIMARY KEY AUTOINCREMENT, '
+            'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+            f'period {period_type} NOT NULL, '
+            'usage_e4 BIGINT NOT NULL DEFAULT 0, '
+            'last_e4 BIGINT, last_at TIMESTAMP, '
+            'UNIQUE (meter, register, period))')
+        cursor.execute(
+            f'CREATE INDEX IF NOT EXISTS {table}_period_idx '
+            f'ON {table} (register, period)')
+
+
+def _create_postgresql(cursor):
+    cursor.execute('CREATE SEQUENCE IF NOT EXISTS dh_reading_id_seq')
+    cursor.execute(
+        'CREATE TABLE IF NOT EXISTS dh_reading ('
+        "id BIGINT NOT NULL DEFAULT nextval('dh_reading_id_seq'), "
+        'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+        'read_at TIMESTAMP NOT NULL, value_e4 BIGINT NOT NULL, '
+        'PRIMARY KEY (meter, register, read_at)) '
+        'PARTITION BY RANGE (read_at)')
+    cursor.execute(
+        'CREATE INDEX IF NOT EXISTS dh_reading_id_idx ON dh_reading (id)')
+    cursor.execute(
+        'CREATE INDEX IF NOT EXISTS dh_reading_read_at_brin '
+        'ON dh_reading USING brin (read_at)')
+    cursor.execute(
+        'CREATE TABLE IF NOT EXISTS dh_reading_last ('
+        'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+        'read_at TIMESTAMP NOT NULL, value_e4 BIGINT NOT NULL, '
+        'PRIMARY KEY (meter, register))')
+    for table, (period_type, partitioned) in AGGREGATES.items():
+        cursor.execute(f'CREATE SEQUENCE IF NOT EXISTS {table}_id_seq')
+        columns = (
+            f"id BIGINT NOT NULL DEFAULT nextval('{table}_id_seq'), "
+            'meter INTEGER NOT NULL, register VARCHAR NOT NULL, '
+            f'period {period_type} NOT NULL, '
+            'usage_e4 BIGINT NOT NULL DEFAULT 0, '
+            'last_e4 BIGINT, last_at TIMESTAMP, '
+            'PRIMARY KEY (meter, register, period)')
+        if partitioned:
+            cursor.execute(
+                f'CREATE TABLE IF NOT EXISTS {table} ({columns}) '
+                'PARTITION BY RANGE (period)')
+            cursor.execute(
+                f'CREATE INDEX IF NOT EXISTS {table}_period_brin '
+                f'ON {table} USING brin (period)')
+        else:
+            cursor.execute(f'CREATE TABLE IF NOT EXISTS {table} ({columns})')
+            cursor.execute(
+                f'CREATE INDEX IF NOT EXISTS {table}_period_idx '
+                f'ON {table} (register, period, meter)')
+        cursor.execute(
+            f'CREATE INDEX IF NOT EXISTS {table}_id_idx ON {table} (id)')
+
+
+def month_start(value):
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    return value.replace(day=1)
+
+
+def ensure_partitions(cursor, database_name, table, months):
+    "Create the monthly partitions of ``table`` for the given month starts"
+    if not is_postgresql():
+        return
+    with _partitions_lock:
+        known = _partitions.setdefault((database_name, table), set())
+        missing = sorted(set(months) - known)
+    for month in missing:
+        end = (month + dt.timedelta(days=32)).replace(day=1)
+        name = f'{table}_p{month:%Y%m}'
+        # serialise concurrent creators of the same partition
+        cursor.execute('SELECT pg_advisory_xact_lock(%s)',
+            (zlib.crc32(name.encode()),))
+        cursor.execute(
+            f'CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} '
+            f"FOR VALUES FROM ('{month:%Y-%m-%d}') TO ('{end:%Y-%m-%d}')")
+    if missing:
+        with _partitions_lock:
+            known.update(missing)
+
+
+def forget_partitions(database_name=None):
+    "Forget the partition cache (after a rollback or a database drop)"
+    with _partitions_lock:
+        for key in list(_partitions):
+            if database_name is None or key[0] == database_name:
+                del _partitions[key]
+
+
+def bulk_upsert(cursor, table, columns, rows, conflict):
+    """Insert rows (list of tuples) into ``table``; ``conflict`` is the SQL
+    after ``ON CONFLICT`` (``(…) DO NOTHING`` or ``(…) DO UPDATE SET …``).
+
+    SQLite: executemany.  PostgreSQL: COPY into a temporary staging table,
+    then one INSERT … SELECT … ON CONFLICT."""
+    if not rows:
+        return
+    cols = ', '.join(columns)
+    if is_postgresql():
+        stage = f'dh_stage_{table}'
+        cursor.execute(
+            f'CREATE TEMP TABLE IF NOT EXISTS {stage} '
+            f'(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
+        cursor.execute(f'TRUNCATE {stage}')
+        with cursor.copy(f'COPY {stage} ({cols}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f'INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} '
+            f'ON CONFLICT {conflict}')
+    else:
+        marks = ', '.join('?' * len(columns))
+        cursor.executemany(
+            f'INSERT INTO {table} AS t ({cols}) VALUES ({marks}) '
+            f'ON CONFLICT {conflict}', rows)
