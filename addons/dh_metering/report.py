@@ -5,7 +5,7 @@ screen (当前数据) is a list view of dh.meter itself."""
 import datetime as dt
 
 from sql import Cast, Literal, Null, Table, Window
-from sql.aggregate import Max, Sum
+from sql.aggregate import Sum
 from sql.conditionals import Case
 from sql.functions import RowNumber
 

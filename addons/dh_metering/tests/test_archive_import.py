@@ -2,16 +2,13 @@
 # this repository contains the full copyright notices and license terms.
 "Tests of the pure Python meter archive import (no trytond needed)"
 import io
-import os
-import sys
 from decimal import Decimal
 
 import openpyxl
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import archive_import  # noqa: E402
-from archive_import import (  # noqa: E402
+from trytond.modules.dh_metering import archive_import
+from trytond.modules.dh_metering.archive_import import (  # noqa: E402
     ArchiveError, MeterRow, RowError, errors_text, parse_archive, read_rows,
     validate)
 

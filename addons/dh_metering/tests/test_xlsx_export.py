@@ -3,16 +3,13 @@
 "Tests of the pure Python Excel export (no trytond needed)"
 import datetime as dt
 import io
-import os
-import sys
 from decimal import Decimal
 
 import openpyxl
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import xlsx_export  # noqa: E402
-from xlsx_export import Column, criteria_title, write_xlsx  # noqa: E402
+from trytond.modules.dh_metering import xlsx_export
+from trytond.modules.dh_metering.xlsx_export import Column, criteria_title, write_xlsx  # noqa: E402
 
 COLUMNS = [
     Column('编号', 'text'),

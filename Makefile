@@ -1,0 +1,50 @@
+# DH metering — the two set-up commands of the README:
+#   make demo   installs what is missing (.venv/, node_modules/) and runs `dh demo`
+#   make test   installs the test dependencies and runs the whole suite on
+#               SQLite and, when reachable, PostgreSQL
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAO_STAMP := node_modules/tryton-sao/.installed
+
+.PHONY: demo test install sao browser bench clean
+
+demo: $(STAMP) $(SAO_STAMP)
+	$(VENV)/bin/dh demo
+
+test: $(STAMP) $(SAO_STAMP) browser
+	bash scripts/test.sh
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+sao: $(SAO_STAMP)
+
+# sao needs a second install inside its own folder for its runtime
+# dependencies (jquery, d3, …); --legacy-peer-deps skips a dev-only peer
+$(SAO_STAMP): package.json
+	npm install --no-audit --no-fund --omit=dev
+	cd node_modules/tryton-sao && npm install --no-audit --no-fund --omit=dev --legacy-peer-deps
+	touch $@
+
+# Debian chromium and CJK fonts for the browser tests (we run as root)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+		else echo "chromium / fonts-noto-cjk missing and not root: browser tests will skip unless DH_REQUIRE_BROWSER=1"; fi; \
+	fi
+
+bench: $(STAMP)
+	$(VENV)/bin/dh bench ingest
+	$(VENV)/bin/dh bench report
+	$(VENV)/bin/dh bench export
+	$(VENV)/bin/dh bench demo
+
+clean:
+	rm -rf var/dbcache var/test test-output

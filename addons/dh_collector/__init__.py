@@ -1,0 +1,1 @@
+# DH metering: meter collection (protocol codecs, transports, collector, simulator).

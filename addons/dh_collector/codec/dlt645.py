@@ -1,0 +1,728 @@
+"""DL/T645-2007 and DL/T645-1997: frames, messages, builders. Pure, no I/O.
+
+Layers, each usable alone:
+
+* :class:`Frame` — address (nameplate order), control byte, data (−0x33
+  already removed); ``Frame.to_bytes()`` / ``Frame.from_bytes()``.
+* :func:`decode_stream` — the streaming framer (``(used, frame)``).
+* :class:`Message` / :func:`parse` — what a frame means: command, DI,
+  payload, decoded value, request fields, error reasons.
+* builders (``read_request`` … ``error_response``) — bytes ready to send,
+  for the collector (requests) and the simulator (responses).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from . import di as registry
+from .bcd import (
+    bcd_byte, bcd_fields, checksum, decode_datetime, digits_to_wire,
+    encode_datetime, hex_to_wire, iso_datetime, normalize_digits,
+    wire_to_digits, wire_to_hex)
+from .errors import AbnormalReply, CodecError
+from .framing import BAD, END, NEED, NOISE, OK, PREAMBLE, START, scan
+from .vendors import BIG, get_vendor
+
+V2007 = '2007'
+V1997 = '1997'
+BROADCAST = '999999999999'
+WILDCARD = 'AAAAAAAAAAAA'
+MAX_L = 200        # reads; writes are limited to 50 by the standard
+MAX_WRITE_L = 50
+ADDRESS_LEN = 6
+
+# control byte
+DIR_RESPONSE = 0x80
+ABNORMAL = 0x40
+FOLLOW_UP = 0x20
+FUNCTION = 0x1F
+
+# DL/T645-2007 function codes
+SECURITY = 0x03
+TIME_SYNC = 0x08
+READ = 0x11
+READ_NEXT = 0x12
+READ_ADDRESS = 0x13
+WRITE = 0x14
+WRITE_ADDRESS = 0x15
+FREEZE = 0x16
+BAUD = 0x17
+PASSWORD = 0x18
+CLEAR_DEMAND = 0x19
+CLEAR_METER = 0x1A
+CLEAR_EVENT = 0x1B
+CONTROL = 0x1C
+OUTPUT = 0x1D
+
+# DL/T645-1997 function codes
+READ_97 = 0x01
+READ_NEXT_97 = 0x02
+REREAD_97 = 0x03
+WRITE_97 = 0x04
+TIME_SYNC_97 = 0x08
+WRITE_ADDRESS_97 = 0x0A
+BAUD_97 = 0x0C
+PASSWORD_97 = 0x0F
+CLEAR_DEMAND_97 = 0x10
+
+COMMANDS = {
+    V2007: {
+        SECURITY: 'security', TIME_SYNC: 'time-sync', READ: 'read',
+        READ_NEXT: 'read-next', READ_ADDRESS: 'read-address',
+        WRITE: 'write', WRITE_ADDRESS: 'write-address', FREEZE: 'freeze',
+        BAUD: 'baud', PASSWORD: 'password', CLEAR_DEMAND: 'clear-demand',
+        CLEAR_METER: 'clear-meter', CLEAR_EVENT: 'clear-event',
+        CONTROL: 'control', OUTPUT: 'output',
+        },
+    V1997: {
+        READ_97: 'read', READ_NEXT_97: 'read-next', REREAD_97: 'reread',
+        WRITE_97: 'write', TIME_SYNC_97: 'time-sync',
+        WRITE_ADDRESS_97: 'write-address', BAUD_97: 'baud',
+        PASSWORD_97: 'password', CLEAR_DEMAND_97: 'clear-demand',
+        },
+    }
+_ONLY_1997 = {READ_97, READ_NEXT_97, WRITE_97, WRITE_ADDRESS_97, BAUD_97,
+    PASSWORD_97, CLEAR_DEMAND_97}
+
+# remote control (0x1C) N1 codes
+CONTROL_ACTIONS = {
+    'trip': 0x1A,
+    'close': 0x1B,          # close allowed (合闸允许)
+    'close-direct': 0x1C,   # direct close, State-Grid extension
+    'alarm': 0x2A,
+    'alarm-release': 0x2B,
+    'hold': 0x3A,           # power hold (保电)
+    'hold-release': 0x3B,
+    }
+_ACTION_NAMES = {v: k for k, v in CONTROL_ACTIONS.items()}
+ESAM_LEVEL = 0x98
+
+# error words
+ERR_2007 = {
+    0: 'other error',
+    1: 'no requested data',
+    2: 'wrong password or not authorised',
+    3: 'baud rate cannot be changed',
+    4: 'too many year time zones',
+    5: 'too many day time slots',
+    6: 'too many tariffs',
+    }
+ERR_1997 = {
+    0: 'illegal data',
+    1: 'wrong data identifier',
+    2: 'wrong password',
+    4: 'too many year time zones',
+    5: 'too many day time slots',
+    6: 'too many tariffs',
+    }
+SERR = {
+    0: 'other error',
+    1: 'duplicate recharge',
+    2: 'ESAM verification failed',
+    3: 'identity authentication failed',
+    4: 'customer number mismatch',
+    5: 'purchase count error',
+    6: 'over hoarding limit',
+    }
+
+
+def error_reasons(code: int, table: dict) -> tuple[str, ...]:
+    reasons = tuple(text for bit, text in sorted(table.items())
+        if code >> bit & 1)
+    unknown = code & ~sum(1 << bit for bit in table)
+    if unknown:
+        reasons += (f'reserved bits 0x{unknown:X}',)
+    return reasons or ('unspecified error',)
+
+
+# --- frame ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Frame:
+    """One DL/T645 frame. ``address`` is printed (nameplate) order,
+    ``data`` is the data field with the 0x33 offset removed."""
+    address: str
+    control: int
+    data: bytes = b''
+    _wire: bytes = field(default=b'', init=False, repr=False,
+        compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.control, int) or not 0 <= self.control <= 0xFF:
+            raise CodecError('control must be a byte')
+        if len(self.data) > MAX_L:
+            raise CodecError(f'data field of {len(self.data)} bytes exceeds '
+                f'L={MAX_L}')
+        # validates and normalises
+        address, wire = normalize_digits(self.address, ADDRESS_LEN)
+        object.__setattr__(self, 'address', address)
+        object.__setattr__(self, '_wire', wire)
+        object.__setattr__(self, 'data', bytes(self.data))
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.control & DIR_RESPONSE)
+
+    @property
+    def direction(self) -> str:
+        return 'response' if self.is_response else 'request'
+
+    @property
+    def is_abnormal(self) -> bool:
+        return bool(self.control & ABNORMAL)
+
+    @property
+    def has_follow_up(self) -> bool:
+        return bool(self.control & FOLLOW_UP)
+
+    @property
+    def function(self) -> int:
+        return self.control & FUNCTION
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self.address == BROADCAST
+
+    def to_bytes(self, preamble: int = 4) -> bytes:
+        body = bytearray([START])
+        body += self._wire
+        body += bytes([START, self.control, len(self.data)])
+        body += bytes((b + 0x33) & 0xFF for b in self.data)
+        body += bytes([checksum(body), END])
+        return bytes([PREAMBLE]) * preamble + bytes(body)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> 'Frame':
+        """Exactly one frame, optionally after FE preamble bytes."""
+        raw = bytes(raw)
+        start = _skip_preamble(raw)
+        status, result = probe(raw, start)
+        if status == OK:
+            length, frame = result
+            if start + length != len(raw):
+                raise CodecError(f'{len(raw) - start - length} bytes after '
+                    'the end of the frame')
+            return frame
+        if status == NEED:
+            raise CodecError('truncated DL/T645 frame')
+        if status == BAD:
+            raise CodecError(result)
+        raise CodecError('not a DL/T645 frame (no 68 A0..A5 68 header)')
+
+
+def _skip_preamble(raw: bytes) -> int:
+    start = 0
+    while start < len(raw) and raw[start] == PREAMBLE:
+        start += 1
+    if start >= len(raw):
+        raise CodecError('no frame after the FE preamble')
+    if raw[start] != START:
+        raise CodecError(f'frame must start with 68, found '
+            f'{raw[start]:02X}')
+    return start
+
+
+def probe(buf, i):
+    """Framing probe (see :mod:`.framing`) for a DL/T645 frame at ``i``."""
+    available = len(buf) - i
+    if available < 8:
+        return NEED, None
+    if buf[i + 7] != START:
+        return NOISE, None
+    if available < 10:
+        return NEED, None
+    length = buf[i + 9]
+    if length > MAX_L:
+        return BAD, f'L={length} exceeds the maximum of {MAX_L}'
+    total = 12 + length
+    if available < total:
+        return NEED, None
+    if buf[i + total - 1] != END:
+        return BAD, 'frame does not end with 16'
+    cs = checksum(buf[i:i + 10 + length])
+    if cs != buf[i + 10 + length]:
+        return BAD, (f'checksum mismatch (frame says '
+            f'{buf[i + 10 + length]:02X}, computed {cs:02X})')
+    try:
+        address = wire_to_digits(bytes(buf[i + 1:i + 7]))
+    except CodecError as exc:
+        return BAD, exc.reason
+    data = bytes((b - 0x33) & 0xFF for b in buf[i + 10:i + 10 + length])
+    return OK, (total, Frame(address, buf[i + 8], data))
+
+
+def decode_stream(buffer, on_reject=None):
+    """``(used, Frame|None)``; ``used == 0``: need more bytes. Garbage and
+    FE before a frame are consumed; frames with a bad checksum or end byte
+    are dropped (``on_reject(reason)`` is told)."""
+    return scan(buffer, (probe,), on_reject)
+
+
+# --- messages ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Message:
+    """What a frame means."""
+    frame: Frame
+    version: str
+    command: str
+    di: str | None = None
+    payload: bytes = b''
+    seq: int | None = None
+    value: object = None
+    fields: dict = field(default_factory=dict)
+    error_code: int | None = None
+    error_reasons: tuple = ()
+
+    @property
+    def address(self) -> str:
+        return self.frame.address
+
+    @property
+    def control(self) -> int:
+        return self.frame.control
+
+    @property
+    def direction(self) -> str:
+        return self.frame.direction
+
+    @property
+    def is_response(self) -> bool:
+        return self.frame.is_response
+
+    @property
+    def has_follow_up(self) -> bool:
+        return self.frame.has_follow_up
+
+    @property
+    def error(self) -> str | None:
+        if self.error_code is None:
+            return None
+        return '; '.join(self.error_reasons)
+
+    def raise_for_error(self) -> 'Message':
+        if self.error_code is not None:
+            raise AbnormalReply(f'meter {self.address} refused '
+                f'{self.command}: {self.error}', self.error_code,
+                self.error_reasons)
+        return self
+
+
+def detect_version(frame: Frame) -> str:
+    """1997 or 2007 from the control code family (and L for the shared
+    code 03: 1997 re-read has no data)."""
+    function = frame.function
+    if function in _ONLY_1997:
+        return V1997
+    if function == REREAD_97 and not frame.data:
+        return V1997
+    return V2007
+
+
+def parse(frame: Frame, version: str | None = None, vendor=None) -> Message:
+    """Interpret a frame; ``version`` None auto-detects."""
+    if version is None:
+        version = detect_version(frame)
+    if version not in COMMANDS:
+        raise CodecError(f'unknown DL/T645 version {version!r}')
+    profile = get_vendor(vendor)
+    function = frame.function
+    command = COMMANDS[version].get(function, f'function-{function:02X}')
+    data = frame.data
+    base = dict(frame=frame, version=version, command=command)
+
+    if frame.is_response and frame.is_abnormal:
+        if function == SECURITY and version == V2007:
+            if len(data) < 2:
+                raise CodecError('abnormal security reply needs a 2-byte SERR')
+            code, table = int.from_bytes(data[:2], 'little'), SERR
+        else:
+            if not data:
+                raise CodecError('abnormal reply without an error byte')
+            code = data[0]
+            table = ERR_1997 if version == V1997 else ERR_2007
+        return Message(**base, error_code=code,
+            error_reasons=error_reasons(code, table),
+            fields={'error_word': f'{code:02X}'})
+
+    di_len = 2 if version == V1997 else 4
+    parser = _PARSERS.get((version, function))
+    if parser is None:
+        fields = {'data': data.hex().upper()} if data else {}
+        return Message(**base, fields=fields)
+    return parser(frame, base, di_len, profile)
+
+
+def _split_di(data: bytes, di_len: int, what: str):
+    if len(data) < di_len:
+        raise CodecError(f'{what} needs a {di_len}-byte DI, got {len(data)} '
+            'data bytes')
+    return wire_to_hex(data[:di_len]), data[di_len:]
+
+
+def _value(di, payload, version):
+    return registry.decode_value(di, payload, version)
+
+
+def _parse_read(frame, base, di_len, profile):
+    version = base['version']
+    di, rest = _split_di(frame.data, di_len, 'read')
+    if not frame.is_response:
+        fields = {'params': rest.hex().upper()} if rest else {}
+        return Message(**base, di=di, fields=fields)
+    value = None
+    if not frame.has_follow_up:
+        value = _value(di, rest, version)
+    return Message(**base, di=di, payload=rest, value=value)
+
+
+def _parse_read_next(frame, base, di_len, profile):
+    version = base['version']
+    di, rest = _split_di(frame.data, di_len, 'read follow-up')
+    if version == V1997:
+        if frame.is_response:
+            return Message(**base, di=di, payload=rest)
+        return Message(**base, di=di)
+    if not rest:
+        raise CodecError('read follow-up needs a sequence byte')
+    seq = rest[-1]
+    if not frame.is_response and len(rest) != 1:
+        raise CodecError('read follow-up request is DI + one sequence byte')
+    return Message(**base, di=di, payload=rest[:-1], seq=seq)
+
+
+def _parse_read_address(frame, base, di_len, profile):
+    if not frame.is_response:
+        if frame.data:
+            raise CodecError('read-address request carries no data')
+        return Message(**base)
+    if len(frame.data) != ADDRESS_LEN:
+        raise CodecError('read-address reply needs 6 address bytes')
+    return Message(**base, value=wire_to_digits(frame.data))
+
+
+def _password(raw: bytes, profile) -> str:
+    return (raw if profile.password_order == BIG else raw[::-1]).hex().upper()
+
+
+def _password_wire(password: str, profile) -> bytes:
+    wire = hex_to_wire(password, 3, 'password')
+    return wire[::-1] if profile.password_order == BIG else wire
+
+
+def _parse_write(frame, base, di_len, profile):
+    version = base['version']
+    if frame.is_response:
+        return _parse_ack(frame, base, di_len, profile)
+    di, rest = _split_di(frame.data, di_len, 'write')
+    auth = 8 if version == V2007 else 4
+    if len(rest) < auth:
+        what = 'password and operator code' if auth == 8 else 'password'
+        raise CodecError(f'write needs {what} ({auth} bytes) after the DI')
+    fields = {'level': f'{rest[0]:02X}',
+        'password': _password(rest[1:4], profile)}
+    if version == V2007:
+        fields['operator'] = wire_to_hex(rest[4:8])
+    payload = rest[auth:]
+    value = _value(di, payload, version)
+    return Message(**base, di=di, payload=payload, value=value, fields=fields)
+
+
+def _parse_ack(frame, base, di_len, profile):
+    """Normal reply without meaning-bearing data (0x94, 0x95, 0x96, 0x9C)."""
+    fields = {'data': frame.data.hex().upper()} if frame.data else {}
+    return Message(**base, fields=fields)
+
+
+def _parse_write_address(frame, base, di_len, profile):
+    if frame.is_response:
+        return _parse_ack(frame, base, di_len, profile)
+    if len(frame.data) != ADDRESS_LEN:
+        raise CodecError('write-address needs 6 address bytes')
+    new = wire_to_digits(frame.data)
+    return Message(**base, value=new, fields={'new_address': new})
+
+
+def _parse_time_sync(frame, base, di_len, profile):
+    if len(frame.data) != 6:
+        raise CodecError('time sync needs 6 bytes ss mm hh DD MM YY')
+    when = iso_datetime(decode_datetime(frame.data, 'ssmmhhDDMMYY'))
+    return Message(**base, value=when, fields={'time': when})
+
+
+def _parse_freeze(frame, base, di_len, profile):
+    if frame.is_response:
+        return _parse_ack(frame, base, di_len, profile)
+    if len(frame.data) != 4:
+        raise CodecError('freeze needs 4 bytes mm hh DD MM')
+    names = ('minute', 'hour', 'day', 'month')
+    limits = (59, 23, 31, 12)
+    fields = {}
+    for name, limit, number in zip(names, limits, bcd_fields(frame.data)):
+        if number != 99 and number > limit:
+            raise CodecError(f'freeze {name} {number} out of range')
+        fields[name] = None if number == 99 else number
+    return Message(**base, fields=fields)
+
+
+def _parse_control(frame, base, di_len, profile):
+    if frame.is_response:
+        return _parse_ack(frame, base, di_len, profile)
+    data = frame.data
+    if len(data) < 8:
+        raise CodecError('remote control needs password and operator code')
+    fields = {'level': f'{data[0]:02X}', 'operator': wire_to_hex(data[4:8])}
+    if data[0] == ESAM_LEVEL:
+        fields['encrypted'] = True
+        fields['cipher'] = data[8:].hex().upper()
+        return Message(**base, fields=fields)
+    if len(data) != 16:
+        raise CodecError('plaintext remote control needs 16 data bytes '
+            '(PA P0-P2 C0-C3 N1 N2 N3-N8)')
+    fields['password'] = _password(data[1:4], profile)
+    action = _ACTION_NAMES.get(data[8])
+    if action is None:
+        raise CodecError(f'unknown remote control code N1={data[8]:02X}')
+    fields['action'] = action
+    fields['valid_until'] = iso_datetime(
+        decode_datetime(data[10:16], 'ssmmhhDDMMYY'))
+    return Message(**base, value=action, fields=fields)
+
+
+def _parse_security(frame, base, di_len, profile):
+    di, rest = _split_di(frame.data, 4, 'security')
+    return Message(**base, di=di, payload=rest,
+        fields={'data': rest.hex().upper()} if rest else {})
+
+
+def _parse_baud(frame, base, di_len, profile):
+    if len(frame.data) != 1:
+        raise CodecError('baud change carries one Z byte')
+    return Message(**base, fields={'z': f'{frame.data[0]:02X}'})
+
+
+_PARSERS = {
+    (V2007, READ): _parse_read,
+    (V2007, READ_NEXT): _parse_read_next,
+    (V2007, READ_ADDRESS): _parse_read_address,
+    (V2007, WRITE): _parse_write,
+    (V2007, WRITE_ADDRESS): _parse_write_address,
+    (V2007, TIME_SYNC): _parse_time_sync,
+    (V2007, FREEZE): _parse_freeze,
+    (V2007, CONTROL): _parse_control,
+    (V2007, SECURITY): _parse_security,
+    (V2007, BAUD): _parse_baud,
+    (V1997, READ_97): _parse_read,
+    (V1997, READ_NEXT_97): _parse_read_next,
+    (V1997, WRITE_97): _parse_write,
+    (V1997, TIME_SYNC_97): _parse_time_sync,
+    (V1997, WRITE_ADDRESS_97): _parse_write_address,
+    (V1997, BAUD_97): _parse_baud,
+    }
+
+
+def decode(raw: bytes, version: str | None = None, vendor=None) -> Message:
+    """One frame (FE preamble allowed) to a :class:`Message`."""
+    return parse(Frame.from_bytes(raw), version, vendor)
+
+
+def check_reply(request: Message, reply: Message) -> Message:
+    """Verify that ``reply`` answers ``request`` (address, function, DI);
+    raise :class:`AbnormalReply` for an abnormal one. Returns ``reply``."""
+    if not reply.is_response:
+        raise CodecError('expected a reply, got a request')
+    if request.frame.function != reply.frame.function:
+        raise CodecError(f'reply function {reply.frame.function:02X} does not '
+            f'match request {request.frame.function:02X}')
+    wanted = request.address
+    if 'A' not in wanted and wanted != BROADCAST and reply.address != wanted:
+        raise CodecError(f'reply from {reply.address}, expected {wanted}')
+    reply.raise_for_error()
+    if request.di is not None and reply.di != request.di:
+        raise CodecError(f'reply DI {reply.di} does not match request '
+            f'{request.di}')
+    return reply
+
+
+def assemble(replies: list[Message]) -> bytes:
+    """Payload of a multi-frame read: the 0x91/0xB1 reply, then the
+    0x92/0xB2 follow-ups in sequence order. The last must have D5 clear."""
+    if not replies:
+        raise CodecError('no replies to assemble')
+    first = replies[0]
+    payload = bytearray(first.payload)
+    for expected_seq, reply in enumerate(replies[1:], start=1):
+        if reply.di != first.di:
+            raise CodecError(f'follow-up DI {reply.di} differs from '
+                f'{first.di}')
+        if reply.seq is not None and reply.seq != expected_seq:
+            raise CodecError(f'follow-up sequence {reply.seq}, expected '
+                f'{expected_seq}')
+        payload += reply.payload
+    if replies[-1].has_follow_up:
+        raise CodecError('more follow-up frames are announced')
+    return bytes(payload)
+
+
+# --- builders ---------------------------------------------------------------
+
+def _di_wire(di: str, version: str) -> bytes:
+    return hex_to_wire(di, 2 if version == V1997 else 4, 'DI')
+
+
+def _item_data(di: str, value, version: str) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return registry.encode_value(di, value, version)
+
+
+def _auth(password: str, level: int, operator: str | None, profile,
+        version: str) -> bytes:
+    if not isinstance(level, int) or not 0 <= level <= 0xFF:
+        raise CodecError('password level must be a byte')
+    out = bytes([level]) + _password_wire(password, profile)
+    if version == V2007:
+        out += hex_to_wire(operator or '00000000', 4, 'operator code')
+    return out
+
+
+def _preamble(preamble, vendor):
+    return get_vendor(vendor).preamble if preamble is None else preamble
+
+
+def read_request(address: str, di: str, *, version: str = V2007,
+        preamble: int | None = None, vendor=None) -> bytes:
+    function = READ_97 if version == V1997 else READ
+    return Frame(address, function, _di_wire(di, version)).to_bytes(
+        _preamble(preamble, vendor))
+
+
+def read_next_request(address: str, di: str, seq: int, *,
+        preamble: int | None = None, vendor=None) -> bytes:
+    if not 0 <= seq <= 0xFF:
+        raise CodecError('sequence must be a byte')
+    return Frame(address, READ_NEXT, _di_wire(di, V2007) + bytes([seq])
+        ).to_bytes(_preamble(preamble, vendor))
+
+
+def read_address_request(*, preamble: int | None = None, vendor=None) -> bytes:
+    return Frame(WILDCARD, READ_ADDRESS).to_bytes(_preamble(preamble, vendor))
+
+
+def write_request(address: str, di: str, value, *, password: str = '000000',
+        level: int | None = None, operator: str = '00000000',
+        version: str = V2007, preamble: int | None = None,
+        vendor=None) -> bytes:
+    """Write ``value`` (encoded through the DI registry; ``bytes`` are sent
+    as is) with password level, password and (2007) operator code."""
+    profile = get_vendor(vendor)
+    level = profile.level if level is None else level
+    data = (_di_wire(di, version)
+        + _auth(password, level, operator, profile, version)
+        + _item_data(di, value, version))
+    if len(data) > MAX_WRITE_L:
+        raise CodecError(f'write data of {len(data)} bytes exceeds '
+            f'L={MAX_WRITE_L}')
+    function = WRITE_97 if version == V1997 else WRITE
+    return Frame(address, function, data).to_bytes(
+        _preamble(preamble, vendor))
+
+
+def write_address_request(new_address: str, *,
+        preamble: int | None = None, vendor=None) -> bytes:
+    new = digits_to_wire(new_address, ADDRESS_LEN)
+    if 0xAA in new:
+        raise CodecError('a new address cannot contain wildcards')
+    return Frame(WILDCARD, WRITE_ADDRESS, new).to_bytes(
+        _preamble(preamble, vendor))
+
+
+def time_sync_request(when: dt.datetime, *, address: str = BROADCAST,
+        preamble: int | None = None, vendor=None) -> bytes:
+    """Broadcast time (0x08): ``ss mm hh DD MM YY``; meters do not reply."""
+    return Frame(address, TIME_SYNC, encode_datetime(when, 'ssmmhhDDMMYY')
+        ).to_bytes(_preamble(preamble, vendor))
+
+
+def freeze_request(address: str = BROADCAST, *, minute=None, hour=None,
+        day=None, month=None, preamble: int | None = None,
+        vendor=None) -> bytes:
+    """Freeze (0x16) at ``mm hh DD MM``; ``None`` is 99 (every). All None
+    freezes at once."""
+    data = bytearray()
+    for name, limit, v in (('minute', 59, minute), ('hour', 23, hour),
+            ('day', 31, day), ('month', 12, month)):
+        if v is not None and not 0 <= v <= limit:
+            raise CodecError(f'freeze {name} {v} out of range')
+        data.append(bcd_byte(99 if v is None else v))
+    return Frame(address, FREEZE, bytes(data)).to_bytes(
+        _preamble(preamble, vendor))
+
+
+def control_request(address: str, action: str, *, valid_until: dt.datetime,
+        password: str = '000000', level: int | None = None,
+        operator: str = '00000000', preamble: int | None = None,
+        vendor=None) -> bytes:
+    """Plaintext remote control (0x1C): trip, close, close-direct, alarm,
+    alarm-release, hold, hold-release."""
+    if action not in CONTROL_ACTIONS:
+        raise CodecError(f'unknown action {action!r}; one of '
+            f'{", ".join(CONTROL_ACTIONS)}')
+    profile = get_vendor(vendor)
+    level = profile.level if level is None else level
+    if level == ESAM_LEVEL:
+        raise CodecError('level 98 needs ESAM ciphertext; not supported')
+    data = (_auth(password, level, operator, profile, V2007)
+        + bytes([CONTROL_ACTIONS[action], 0x00])
+        + encode_datetime(valid_until, 'ssmmhhDDMMYY'))
+    return Frame(address, CONTROL, data).to_bytes(_preamble(preamble, vendor))
+
+
+# responses (the simulator's side)
+
+def read_response(address: str, di: str, value=None, *,
+        version: str = V2007, follow_up: bool = False,
+        preamble: int = 0) -> bytes:
+    """Normal read reply (0x91 / 0xB1 with ``follow_up``; 1997: 0x81)."""
+    function = READ_97 if version == V1997 else READ
+    control = DIR_RESPONSE | function | (FOLLOW_UP if follow_up else 0)
+    data = _di_wire(di, version) + _item_data(di, value, version)
+    return Frame(address, control, data).to_bytes(preamble)
+
+
+def read_next_response(address: str, di: str, data: bytes, seq: int, *,
+        follow_up: bool = False, preamble: int = 0) -> bytes:
+    control = DIR_RESPONSE | READ_NEXT | (FOLLOW_UP if follow_up else 0)
+    return Frame(address, control, _di_wire(di, V2007) + bytes(data)
+        + bytes([seq])).to_bytes(preamble)
+
+
+def read_address_response(address: str, *, preamble: int = 0) -> bytes:
+    return Frame(address, DIR_RESPONSE | READ_ADDRESS,
+        digits_to_wire(address, ADDRESS_LEN)).to_bytes(preamble)
+
+
+def ack_response(address: str, function: int, *, preamble: int = 0) -> bytes:
+    """Normal reply without data (0x94 write, 0x95, 0x96, 0x9C control)."""
+    return Frame(address, DIR_RESPONSE | function).to_bytes(preamble)
+
+
+def error_response(address: str, function: int, code: int, *,
+        version: str = V2007, preamble: int = 0) -> bytes:
+    """Abnormal reply ``C|0xC0`` with ERR (SERR, 2 bytes, for 0x03)."""
+    if function == SECURITY and version == V2007:
+        data = code.to_bytes(2, 'little')
+    else:
+        data = bytes([code & 0xFF])
+    return Frame(address, DIR_RESPONSE | ABNORMAL | function, data).to_bytes(
+        preamble)
+
+
+ERR_CODES = {
+    'other': 0x01, 'no-data': 0x02, 'password': 0x04, 'baud': 0x08,
+    'year-zones': 0x10, 'day-slots': 0x20, 'tariffs': 0x40,
+    }
+SERR_CODES = {
+    'other': 0x01, 'duplicate': 0x02, 'esam': 0x04, 'auth': 0x08,
+    'customer': 0x10, 'count': 0x20, 'hoarding': 0x40,
+    }

@@ -1,0 +1,79 @@
+"""Streaming framer shared by DL/T645 and CJ/T188 (pymodbus style).
+
+Both protocols start a frame with ``68`` and give its length in L, so a
+frame is delimited by L, never by silence. A *probe* looks at a buffer at
+the index of a ``68`` and answers one of:
+
+* ``(NEED, None)``: consistent so far, more bytes needed;
+* ``(NOISE, None)``: this ``68`` does not start a frame;
+* ``(BAD, reason)``: a frame header whose end byte or checksum is wrong;
+* ``(OK, (length, frame))``.
+
+:func:`scan` returns ``(used, frame_or_None)``: ``used`` bytes of the buffer
+are consumed (garbage, a rejected frame, or the frame returned);
+``used == 0`` means "need more bytes". Call it again until ``used == 0``.
+"""
+
+from typing import Callable
+
+START = 0x68
+END = 0x16
+PREAMBLE = 0xFE
+
+NEED, NOISE, BAD, OK = range(4)
+
+
+def scan(buffer, probes, on_reject: Callable[[str], None] | None = None):
+    pending = None
+    i = buffer.find(START)
+    while i >= 0:
+        bad = None
+        need = False
+        for probe in probes:
+            status, result = probe(buffer, i)
+            if status == OK:
+                length, frame = result
+                return i + length, frame
+            if status == NEED:
+                need = True
+            elif status == BAD and bad is None:
+                bad = result
+        if need:
+            if pending is None:
+                pending = i
+        elif bad is not None and pending is None and on_reject is not None:
+            on_reject(bad)
+        i = buffer.find(START, i + 1)
+    if pending is not None:
+        return pending, None
+    return len(buffer), None
+
+
+class StreamDecoder:
+    """Buffering wrapper for a transport: ``feed(bytes) -> [frames]``.
+
+    ``rejected`` keeps the reasons of frames dropped for a bad checksum or
+    end byte, so a caller can retry at once instead of waiting for a
+    timeout.
+    """
+
+    def __init__(self, decode):
+        self._decode = decode
+        self.buffer = bytearray()
+        self.rejected: list[str] = []
+
+    def feed(self, data: bytes) -> list:
+        self.buffer += data
+        frames = []
+        while self.buffer:
+            used, frame = self._decode(self.buffer, self.rejected.append)
+            if not used:
+                break
+            del self.buffer[:used]
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def reset(self):
+        self.buffer.clear()
+        self.rejected.clear()

@@ -1,0 +1,1 @@
+"The `dh` command: demo, frame codec, benchmarks and the SQLite worker."

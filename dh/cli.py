@@ -1,0 +1,59 @@
+"""The `dh` command (a contract: scripts and checks call it).
+
+  dh demo [--db PATH] [--port N] [--no-serve]
+  dh frame decode HEX | dh frame encode …
+  dh bench NAME [options]
+  dh worker -c CONF -d DB          (queued tasks on SQLite)
+"""
+import argparse
+import sys
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == 'frame':
+        try:
+            from trytond.modules.dh_collector.frame_cli import main as frame
+        except ImportError:
+            print('dh frame: the dh_collector module is not installed',
+                file=sys.stderr)
+            return 2
+        return frame(argv[1:])
+    parser = argparse.ArgumentParser(prog='dh',
+        description='DH metering command line')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    demo = sub.add_parser('demo', help='build and serve the demo plaza')
+    demo.add_argument('--db', default=None,
+        help='SQLite file (default var/db/dhdemo.sqlite)')
+    demo.add_argument('--port', type=int, default=8000)
+    demo.add_argument('--no-serve', action='store_true',
+        help='build, print a summary and exit')
+    demo.add_argument('--scale', type=float, default=1.0,
+        help='fraction of the plaza to build (tests use a small one)')
+    demo.add_argument('--days', type=int, default=30,
+        help='days of hourly readings history')
+
+    bench = sub.add_parser('bench', help='run one benchmark')
+    bench.add_argument('name')
+    bench.add_argument('args', nargs=argparse.REMAINDER)
+
+    worker = sub.add_parser('worker',
+        help='run queued tasks (exports) on a SQLite database')
+    worker.add_argument('-c', '--config', required=True)
+    worker.add_argument('-d', '--database', required=True)
+    worker.add_argument('--once', action='store_true')
+
+    sub.add_parser('frame', help='decode / encode meter frames')
+
+    options = parser.parse_args(argv)
+    if options.command == 'demo':
+        from .demo import run
+        return run(options)
+    if options.command == 'bench':
+        from .bench import run
+        return run(options.name, options.args)
+    if options.command == 'worker':
+        from .worker import run
+        return run(options)
+    return 2

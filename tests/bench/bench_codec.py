@@ -1,0 +1,201 @@
+"""``dh bench codec``: codec throughput, a comparison with PyPI ``dlt645``,
+and a fuzz count.
+
+``run(args) -> dict``; ``args`` may be ``None``, a list of command-line
+words (``--iterations N --fuzz N --seed N``), an ``argparse.Namespace`` or
+a dict with those names. The figures:
+
+* ``ours_*``: DL/T645-2007 read of 00010000 — build the request, decode it,
+  build the reply (1206.42 kWh), decode it and its value; frames/s counts
+  each frame once (encoded and decoded).
+* ``dlt645_*``: the same four steps with PyPI ``dlt645`` (bench-only
+  dependency: ``DLT645Protocol.build_frame`` / ``deserialize`` and its
+  ``bcd_to_float``); ``None`` with ``dlt645_error`` when it is not
+  installed.
+* ``fuzz_*``: random and mutated frames through ``decode_to_json``; every
+  failure must be a ``CodecError`` (``fuzz_other_errors`` == 0).
+"""
+
+import argparse
+import random
+import struct
+import time
+from decimal import Decimal
+
+from trytond.modules.dh_collector.codec import (
+    CodecError, cjt188, decode_to_json, dlt645)
+
+ADDRESS = '000102030425'
+DI = '00010000'
+VALUE = Decimal('1206.42')
+
+
+def _options(args) -> argparse.Namespace:
+    defaults = {'iterations': 20000, 'fuzz': 100000, 'seed': 645}
+    if args is None:
+        return argparse.Namespace(**defaults)
+    if isinstance(args, dict):
+        return argparse.Namespace(**{**defaults, **args})
+    if isinstance(args, argparse.Namespace):
+        return argparse.Namespace(**{**defaults, **{k: v for k, v in
+            vars(args).items() if v is not None}})
+    parser = argparse.ArgumentParser(prog='dh bench codec')
+    parser.add_argument('--iterations', type=int,
+        default=defaults['iterations'])
+    parser.add_argument('--fuzz', type=int, default=defaults['fuzz'])
+    parser.add_argument('--seed', type=int, default=defaults['seed'])
+    return parser.parse_args(list(args))
+
+
+def _ours(iterations: int) -> dict:
+    request = response = None
+    start = time.perf_counter()
+    for _ in range(iterations):
+        request = dlt645.read_request(ADDRESS, DI)
+        response = dlt645.read_response(ADDRESS, DI, VALUE, preamble=4)
+    encoded = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(iterations):
+        assert dlt645.decode(request).di == DI
+        assert dlt645.decode(response).value == VALUE
+    decoded = time.perf_counter() - start
+    return {'request': request, 'response': response, 'encode': encoded,
+        'decode': decoded}
+
+
+def _theirs(iterations: int) -> dict:
+    from dlt645 import DLT645Protocol
+    from dlt645.common.transform import bcd_to_float, float_to_bcd
+    address = bytes.fromhex(ADDRESS)[::-1]
+    di = struct.pack('<I', int(DI, 16))
+    request = response = None
+    start = time.perf_counter()
+    for _ in range(iterations):
+        request = bytes(DLT645Protocol.build_frame(address, 0x11, di))
+        response = bytes(DLT645Protocol.build_frame(address, 0x91,
+            di + bytes(float_to_bcd(float(VALUE), 'XXXXXX.XX', 'little'))))
+    encoded = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(iterations):
+        frame = DLT645Protocol.deserialize(request)
+        assert bytes(frame.data) == di
+        frame = DLT645Protocol.deserialize(response)
+        value = bcd_to_float(bytes(frame.data[4:8]), 'XXXXXX.XX', 'little')
+        assert abs(value - float(VALUE)) < 1e-9
+    decoded = time.perf_counter() - start
+    return {'request': request, 'response': response, 'encode': encoded,
+        'decode': decoded}
+
+
+def _rates(prefix: str, result: dict, iterations: int) -> dict:
+    frames = 2 * iterations
+    total = result['encode'] + result['decode']
+    return {
+        f'{prefix}_frames_per_s': round(frames / total),
+        f'{prefix}_encode_frames_per_s': round(frames / result['encode']),
+        f'{prefix}_decode_frames_per_s': round(frames / result['decode']),
+        }
+
+
+def _seeds() -> list[bytes]:
+    import datetime as dt
+    when = dt.datetime(2025, 1, 2, 3, 4, 5)
+    return [
+        dlt645.read_request(ADDRESS, DI),
+        dlt645.read_response(ADDRESS, DI, VALUE),
+        dlt645.read_response(ADDRESS, '0201FF00', {'02010100': 220,
+            '02010200': Decimal('221.5'), '02010300': 0}),
+        dlt645.read_response(ADDRESS, '04000503', 0x1050),
+        dlt645.read_response(ADDRESS, '9010', VALUE, version='1997'),
+        dlt645.read_next_response(ADDRESS, '0001FF00', bytes(8), 1),
+        dlt645.error_response(ADDRESS, dlt645.READ, 0x02),
+        dlt645.control_request(ADDRESS, 'trip', valid_until=when),
+        dlt645.write_request(ADDRESS, '04001001', Decimal('10')),
+        dlt645.time_sync_request(when),
+        dlt645.read_address_response(ADDRESS),
+        cjt188.read_request('78330011223344'),
+        cjt188.read_response('78330011223344', flow=VALUE, time=when,
+            di_order='little'),
+        cjt188.valve_request('78330011223344', False, ser=3),
+        cjt188.error_response('78330011223344', 1, st=b'\x03\x00'),
+        ]
+
+
+def _mutate(rng: random.Random, raw: bytes) -> bytes:
+    data = bytearray(raw)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(4)
+        index = rng.randrange(len(data)) if data else 0
+        if op == 0 and data:
+            data[index] = rng.randrange(256)
+        elif op == 1:
+            data[index:index] = rng.randbytes(rng.randint(1, 3))
+        elif op == 2 and data:
+            del data[index]
+        else:
+            data = data[:index]
+    body = data.lstrip(b'\xfe')
+    if rng.random() < 0.5 and len(body) > 3 and body[0] == 0x68:
+        body[-2] = sum(body[:-2]) & 0xFF   # let it reach the parsers
+        data = body
+    return bytes(data)
+
+
+def _fuzz(count: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    seeds = _seeds()
+    decoded = codec_errors = 0
+    others = []
+    start = time.perf_counter()
+    for n in range(count):
+        if n % 3 == 0:
+            raw = rng.randbytes(rng.randint(0, 48))
+            if n % 2:
+                raw = b'\x68' + raw
+        else:
+            raw = _mutate(rng, rng.choice(seeds))
+        try:
+            decode_to_json(raw)
+        except CodecError:
+            codec_errors += 1
+        except Exception as exc:   # the figure that must stay at zero
+            others.append(f'{type(exc).__name__}: {exc} [{raw.hex()}]')
+        else:
+            decoded += 1
+    elapsed = time.perf_counter() - start
+    return {
+        'fuzz_frames': count,
+        'fuzz_decoded': decoded,
+        'fuzz_codec_errors': codec_errors,
+        'fuzz_other_errors': len(others),
+        'fuzz_other_examples': others[:3],
+        'fuzz_frames_per_s': round(count / elapsed) if elapsed else None,
+        }
+
+
+def run(args=None) -> dict:
+    options = _options(args)
+    result = {'bench': 'codec', 'iterations': options.iterations}
+    ours = _ours(options.iterations)
+    result.update(_rates('ours', ours, options.iterations))
+    try:
+        theirs = _theirs(options.iterations)
+    except ImportError as exc:
+        result.update({'dlt645_frames_per_s': None,
+            'dlt645_error': f'PyPI dlt645 not installed ({exc})'})
+    else:
+        from importlib.metadata import version
+        result.update(_rates('dlt645', theirs, options.iterations))
+        result['dlt645_version'] = version('dlt645')
+        result['dlt645_same_bytes'] = (ours['request'] == theirs['request']
+            and ours['response'] == theirs['response'])
+        result['speedup_vs_dlt645'] = round(result['ours_frames_per_s']
+            / result['dlt645_frames_per_s'], 2)
+    result.update(_fuzz(options.fuzz, options.seed))
+    return result
+
+
+if __name__ == '__main__':
+    import json
+    import sys
+    print(json.dumps(run(sys.argv[1:])))

@@ -1,0 +1,84 @@
+"""Benchmark databases: a fresh SQLite file or PostgreSQL database with the
+dh modules activated (trytond-admin), then a pool ready in this process."""
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, ROOT)
+
+from dh.paths import ADMIN_PASSWORD, BIN, VAR, dh_modules  # noqa: E402
+
+PG_URI = os.environ.get('DH_POSTGRES_URI',
+    'postgresql://postgres@127.0.0.1:5432/')
+
+
+def create(backend, name):
+    "Returns the path of a config file for a fresh database ``name``"
+    folder = os.path.join(VAR, 'bench')
+    os.makedirs(folder, exist_ok=True)
+    config = os.path.join(folder, f'{name}.conf')
+    if backend == 'postgresql':
+        uri = PG_URI
+        import psycopg
+        with psycopg.connect(PG_URI + 'postgres', autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    else:
+        uri = 'sqlite://'
+        path = os.path.join(folder, f'{name}.sqlite')
+        if os.path.exists(path):
+            os.unlink(path)
+        open(path, 'a').close()
+    with open(config, 'w') as handle:
+        handle.write(f'[database]\nuri = {uri}\npath = {folder}\n'
+            '[queue]\nworker = False\n')
+    with tempfile.NamedTemporaryFile('w', delete=False) as pw:
+        pw.write(ADMIN_PASSWORD)
+    try:
+        subprocess.run([os.path.join(BIN, 'trytond-admin'), '-c', config,
+                '-d', name, '-u', *dh_modules(), '--activate-dependencies',
+                '--email', 'admin@example.com'], check=True,
+            env=dict(os.environ, TRYTONPASSFILE=pw.name),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    finally:
+        os.unlink(pw.name)
+    return config
+
+
+def pool(config, name):
+    from trytond import config as tconfig
+    tconfig.update_etc(config)
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    Pool.start()
+    p = Pool(name)
+    with Transaction().start(name, 0, readonly=True):
+        p.init()
+    return p
+
+
+def make_meters(count, prefix='B'):
+    "count meters under one room each level; returns their ids"
+    from decimal import Decimal
+    from trytond.pool import Pool
+    pool = Pool()
+    Area = pool.get('dh.area')
+    Meter = pool.get('dh.meter')
+    a1, = Area.create([{'name': f'{prefix}片区', 'level': '1'}])
+    a2, = Area.create([{'name': '小区', 'level': '2', 'parent': a1.id}])
+    a3, = Area.create([{'name': '1', 'level': '3', 'parent': a2.id}])
+    rooms = Area.create([{'name': str(i), 'level': '4', 'parent': a3.id}
+            for i in range(max(1, count // 10))])
+    ids = []
+    step = 5000
+    for start in range(0, count, step):
+        meters = Meter.create([{'number': f'{prefix}{i}',
+                    'name': f'{prefix}#{i}', 'address': f'{i:012d}',
+                    'multiplier': Decimal(1),
+                    'area': rooms[i % len(rooms)].id}
+                for i in range(start, min(count, start + step))])
+        ids.extend(m.id for m in meters)
+    return ids
