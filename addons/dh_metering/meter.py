@@ -46,6 +46,13 @@ STATE_COLOURS = {
     'fault': ('red', '✖', 'danger'),
     'offline': ('grey', '◌', 'muted'),
     }
+COLOURS = [
+    ('white', "White"),
+    ('yellow', "Yellow"),
+    ('black', "Black"),
+    ('red', "Red"),
+    ('grey', "Grey"),
+    ]
 RELAY_STATES = [
     ('closed', "Closed"),
     ('open', "Open (tripped)"),
@@ -94,7 +101,10 @@ class Meter(DeactivableMixin, ModelSQL, ModelView):
     subs = fields.One2Many('dh.meter', 'master', "Sub Meters", readonly=True)
     state = fields.Selection(STATES, "Meter State", required=True,
         readonly=True, sort=False)
-    state_symbol = fields.Function(fields.Char("Colour"), 'get_state_symbol')
+    state_symbol = fields.Function(fields.Char("Status Symbol",
+            help="The product's colours: ○ white normal, ◐ yellow alarm, "
+            "● black cut off, ✖ red fault, ◌ grey offline."),
+        'get_state_symbol')
     relay = fields.Selection(RELAY_STATES, "Relay", required=True,
         readonly=True, sort=False)
     last_value = fields.Float("Last Reading", digits=(16, 2), readonly=True,
@@ -475,7 +485,7 @@ class StatusCount(ModelSQL, ModelView):
     __name__ = 'dh.meter.status.count'
     __string__ = "Meter Status Count"
     state = fields.Selection(STATES, "Meter State", readonly=True)
-    colour = fields.Char("Colour", readonly=True)
+    colour = fields.Selection(COLOURS, "Colour", readonly=True)
     count = fields.Integer("Count", readonly=True)
 
     @classmethod

@@ -1,0 +1,4 @@
+def pytest_configure(config):
+    config.addinivalue_line('markers',
+        'sqlite_only: end-to-end tests on the embedded SQLite demo (the '
+        'PostgreSQL pass deselects them)')
