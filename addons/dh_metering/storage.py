@@ -8,7 +8,6 @@ on demand, BRIN index on time), plain tables on SQLite.  Read-only
 ``table_query`` models expose them to Tryton (reading.py).
 """
 import datetime as dt
-import threading
 import zlib
 
 from trytond import backend
@@ -22,8 +21,6 @@ AGGREGATES = {
     }
 PARTITIONED = ('dh_reading', 'dh_usage_hour')
 
-_partitions = {}
-_partitions_lock = threading.Lock()
 
 
 def is_postgresql():
@@ -118,32 +115,25 @@ def month_start(value):
 
 
 def ensure_partitions(cursor, database_name, table, months):
-    "Create the monthly partitions of ``table`` for the given month starts"
-    if not is_postgresql():
+    """Create the monthly partitions of ``table`` for the given month starts.
+
+    The catalogue is asked every time (one query a batch): a cache in the
+    process would outlive a rolled-back transaction that created one."""
+    if not is_postgresql() or not months:
         return
-    with _partitions_lock:
-        known = _partitions.setdefault((database_name, table), set())
-        missing = sorted(set(months) - known)
-    for month in missing:
+    names = {f'{table}_p{m:%Y%m}': m for m in months}
+    cursor.execute('SELECT relname FROM pg_class WHERE relname = ANY(%s)',
+        (list(names),))
+    missing = set(names) - {n for n, in cursor}
+    for name in sorted(missing):
+        month = names[name]
         end = (month + dt.timedelta(days=32)).replace(day=1)
-        name = f'{table}_p{month:%Y%m}'
         # serialise concurrent creators of the same partition
         cursor.execute('SELECT pg_advisory_xact_lock(%s)',
             (zlib.crc32(name.encode()),))
         cursor.execute(
             f'CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} '
             f"FOR VALUES FROM ('{month:%Y-%m-%d}') TO ('{end:%Y-%m-%d}')")
-    if missing:
-        with _partitions_lock:
-            known.update(missing)
-
-
-def forget_partitions(database_name=None):
-    "Forget the partition cache (after a rollback or a database drop)"
-    with _partitions_lock:
-        for key in list(_partitions):
-            if database_name is None or key[0] == database_name:
-                del _partitions[key]
 
 
 def bulk_upsert(cursor, table, columns, rows, conflict):
