@@ -132,19 +132,25 @@ class Reading(ModelSQL, ModelView):
         aggregates = [dict() for _ in AGG_TABLES]
         last_updates = []
         main_updates = []
+        # readings not newer than the last stored one: what is stored in
+        # their time range, fetched for all of them at once
+        late = {key: sorted(values) for key, values in groups.items()
+            if key in last and min(values) <= last[key][0]}
+        stored_inside = cls._load_inside(cursor, late)
         for (meter, register), values in groups.items():
             new = sorted(values.items())
             previous = last.get((meter, register))
-            if previous is None or new[0][0] > previous[0]:
+            if (meter, register) not in late:
                 window = [previous] if previous else []
             else:
-                window, stored = cls._load_window(
-                    cursor, meter, register, new[0][0], new[-1][0])
+                stored = stored_inside.get((meter, register), {})
                 fresh = [(t, v) for t, v in new if t not in stored]
                 duplicates += len(new) - len(fresh)
                 new = fresh
                 if not new:
                     continue
+                window = cls._load_window(cursor, meter, register,
+                    new[0][0], new[-1][0], stored)
             inserted.extend((meter, register, t, v) for t, v in new)
             if register in CUMULATIVE:
                 multiplier, main_register = meters[meter]
@@ -177,29 +183,33 @@ class Reading(ModelSQL, ModelView):
         if not inserted:
             return result
         database = transaction.database.name
-        storage.ensure_partitions(cursor, database, 'dh_reading',
-            {storage.month_start(r[2]) for r in inserted})
+        db = storage.time_formatter()
+        if storage.is_postgresql():
+            storage.ensure_partitions(cursor, database, 'dh_reading',
+                {storage.month_start(r[2]) for r in inserted})
+            storage.ensure_partitions(cursor, database, 'dh_usage_hour',
+                {storage.month_start(k[2]) for k in aggregates[0]})
         storage.bulk_upsert(cursor, 'dh_reading',
-            ('meter', 'register', 'read_at', 'value_e4'), inserted,
+            ('meter', 'register', 'read_at', 'value_e4'),
+            [(m, r, db(t), v) for m, r, t, v in inserted],
             '(meter, register, read_at) DO NOTHING')
         for table, agg in zip(AGG_TABLES, aggregates):
-            if table == 'dh_usage_hour':
-                storage.ensure_partitions(cursor, database, table,
-                    {storage.month_start(k[2]) for k in agg})
             storage.bulk_upsert(cursor, table, AGG_COLUMNS,
-                [(*k, *v) for k, v in agg.items()], AGG_CONFLICT)
+                [(m, r, db(p), u, v, db(t))
+                    for (m, r, p), (u, v, t) in agg.items()], AGG_CONFLICT)
         storage.bulk_upsert(cursor, 'dh_reading_last',
-            ('meter', 'register', 'read_at', 'value_e4'), last_updates,
-            LAST_CONFLICT)
+            ('meter', 'register', 'read_at', 'value_e4'),
+            [(m, r, db(t), v) for m, r, t, v in last_updates], LAST_CONFLICT)
         if main_updates:
             p = storage.param()
             cursor.executemany(
                 f'UPDATE dh_meter SET last_value = {p}, last_read_at = {p} '
                 f'WHERE id = {p} AND (last_read_at IS NULL '
-                f'OR last_read_at <= {p})', main_updates)
+                f'OR last_read_at <= {p})',
+                [(v, db(t), m, db(t2)) for v, t, m, t2 in main_updates])
             for cache in transaction.cache.values():
-                cache.get('dh.meter', {}).clear() if hasattr(
-                    cache.get('dh.meter', {}), 'clear') else None
+                if 'dh.meter' in cache:
+                    cache['dh.meter'].clear()
         cls.ingested(inserted)
         return result
 
@@ -279,22 +289,45 @@ class Reading(ModelSQL, ModelView):
         return last
 
     @classmethod
-    def _load_window(cls, cursor, meter, register, first, last):
-        "Stored readings around [first, last] (see usage.usage_changes)"
+    def _load_inside(cls, cursor, groups):
+        """{(meter, register): {read_at: value}} stored between the first
+        and last time of each group (one query per 500 meters)"""
+        result = defaultdict(dict)
+        if not groups:
+            return result
+        p = storage.param()
+        first = min(times[0] for times in groups.values())
+        last = max(times[-1] for times in groups.values())
+        meters = sorted({m for m, _ in groups})
+        for i in range(0, len(meters), 500):
+            chunk = meters[i:i + 500]
+            cursor.execute(
+                'SELECT meter, register, read_at, value_e4 FROM dh_reading '
+                f'WHERE meter IN ({", ".join([p] * len(chunk))}) '
+                f'AND read_at >= {p} AND read_at <= {p}',
+                chunk + [first, last])
+            for meter, register, read_at, value in cursor:
+                key = (meter, register)
+                times = groups.get(key)
+                read_at = _datetime(read_at)
+                if times and times[0] <= read_at <= times[-1]:
+                    result[key][read_at] = value
+        return result
+
+    @classmethod
+    def _load_window(cls, cursor, meter, register, first, last, inside):
+        """Stored readings around [first, last] (see usage.usage_changes):
+        those inside plus the one before and the one after"""
         p = storage.param()
         base = ('SELECT read_at, value_e4 FROM dh_reading '
             f'WHERE meter = {p} AND register = {p} AND ')
-        cursor.execute(base + f'read_at >= {p} AND read_at <= {p}',
-            (meter, register, first, last))
-        inside = [(_datetime(t), v) for t, v in cursor]
         cursor.execute(base + f'read_at < {p} ORDER BY read_at DESC LIMIT 1',
             (meter, register, first))
         before = [(_datetime(t), v) for t, v in cursor]
         cursor.execute(base + f'read_at > {p} ORDER BY read_at LIMIT 1',
             (meter, register, last))
         after = [(_datetime(t), v) for t, v in cursor]
-        window = sorted(before + inside + after)
-        return window, {t for t, _ in inside}
+        return sorted(before + list(inside.items()) + after)
 
 
 def _datetime(value):

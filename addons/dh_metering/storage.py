@@ -59,9 +59,11 @@ def _create_sqlite(cursor):
             'usage_e4 BIGINT NOT NULL DEFAULT 0, '
             'last_e4 BIGINT, last_at TIMESTAMP, '
             'UNIQUE (meter, register, period))')
-        cursor.execute(
-            f'CREATE INDEX IF NOT EXISTS {table}_period_idx '
-            f'ON {table} (register, period)')
+        if table != 'dh_usage_hour':
+            # reports across meters by period; hours are read per meter
+            cursor.execute(
+                f'CREATE INDEX IF NOT EXISTS {table}_period_idx '
+                f'ON {table} (register, period)')
 
 
 def _create_postgresql(cursor):
@@ -106,6 +108,25 @@ def _create_postgresql(cursor):
                 f'ON {table} (register, period, meter)')
         cursor.execute(
             f'CREATE INDEX IF NOT EXISTS {table}_id_idx ON {table} (id)')
+
+
+def time_formatter():
+    """A function giving a date / datetime as the backend stores it: on
+    SQLite the ISO text Tryton's adapters write, computed once per distinct
+    value (a batch repeats the same hours for every meter); PostgreSQL takes
+    the objects as they are."""
+    if is_postgresql():
+        return lambda value: value
+    cache = {None: None}
+
+    def format_(value):
+        try:
+            return cache[value]
+        except KeyError:
+            text = cache[value] = (value.isoformat(' ')
+                if isinstance(value, dt.datetime) else value.isoformat())
+            return text
+    return format_
 
 
 def month_start(value):

@@ -25,7 +25,6 @@ def run(args):
     name = f'bench_ingest_{options.backend}'
     config = dbutil.create(options.backend, name)
     dbutil.pool(config, name)
-    from trytond.pool import Pool
     from trytond.transaction import Transaction
     with Transaction().start(name, 0):
         meters = dbutil.make_meters(options.meters)
@@ -33,7 +32,7 @@ def run(args):
     rows = [(m, 'energy_total', start + dt.timedelta(hours=h),
             1000 + h * 0.37 + (m % 7))
         for h in range(options.hours) for m in meters]
-    Reading = Pool().get('dh.meter.reading')
+    Reading = dbutil.pool(config, name).get('dh.meter.reading')
 
     def load(rows):
         began = time.perf_counter()

@@ -26,8 +26,7 @@ def run(args):
     options = parser.parse_args(args)
     name = f'bench_report_{options.backend}'
     config = dbutil.create(options.backend, name)
-    dbutil.pool(config, name)
-    from trytond.pool import Pool
+    pool = dbutil.pool(config, name)
     from trytond.transaction import Transaction
     from trytond.modules.dh_metering import storage
     began = time.perf_counter()
@@ -46,7 +45,7 @@ def run(args):
             cursor.execute('ANALYZE dh_usage_day')
             cursor.execute('ANALYZE dh_meter')
     setup = time.perf_counter() - began
-    Matrix = Pool().get('dh.report.daily_matrix')
+    Matrix = pool.get('dh.report.daily_matrix')
     fields = ['number', 'level1', 'level2', 'level3', 'level4', 'name'] + [
         f'd{d:02d}' for d in range(1, 32)] + ['total']
     context = {'year': 2026, 'month': '10', 'register': 'energy_total'}
