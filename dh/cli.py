@@ -2,6 +2,7 @@
 
   dh demo [--db PATH] [--port N] [--no-serve]
   dh frame decode HEX | dh frame encode …
+  dh sim --buses N --meters-per-bus M --port P …
   dh bench NAME [options]
   dh worker -c CONF -d DB          (queued tasks on SQLite)
 """
@@ -11,6 +12,9 @@ import sys
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == 'sim':
+        from trytond.modules.dh_collector.sim_cli import main as sim
+        return sim(argv[1:])
     if argv and argv[0] == 'frame':
         try:
             from trytond.modules.dh_collector.frame_cli import main as frame
@@ -45,6 +49,7 @@ def main(argv=None):
     worker.add_argument('--once', action='store_true')
 
     sub.add_parser('frame', help='decode / encode meter frames')
+    sub.add_parser('sim', help='the meter simulator (dh sim --help)')
 
     options = parser.parse_args(argv)
     if options.command == 'demo':
