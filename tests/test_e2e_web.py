@@ -160,3 +160,26 @@ def test_browser_manager_sees_his_meters(server):
     assert '唐渠' in text
     assert '东政' not in text and '海景' not in text
     assert '断电' in text and '正向有功总电能' in text
+
+
+def test_export_in_background_worker(server):
+    "The export wizard queues a job; `dh worker` (SQLite) runs it"
+    manager = RPC(server, 'manager_tangqu', PASSWORD)
+    session, state, _ = manager.call('wizard.dh.export.create', [{}])
+    manager.call('wizard.dh.export.execute', [session, {'start': {
+                    'report': 'current', 'match': 'fuzzy', 'level1': '唐',
+                    'register': 'energy_total', 'granularity': 'day',
+                    'year': 2026, 'month': '11'}}, 'export',
+            {'active_model': 'dh.meter'}])
+    jobs = manager.call('model.dh.export.job.search_read',
+        [[], 0, None, None, ['state', 'rows', 'progress'], {}])
+    assert [j['state'] for j in jobs] == ['queued']   # not in the request
+    config = os.path.join(WORK, 'trytond.runtime.conf')
+    subprocess.run([os.path.join(BIN, 'dh'), 'worker', '-c', config, '-d', DB,
+            '--once'], check=True, timeout=300, cwd=ROOT)
+    job, = manager.call('model.dh.export.job.search_read',
+        [[], 0, None, None, ['state', 'rows', 'progress', 'filename'], {}])
+    mine = manager.call('model.dh.meter.search_count', [[], {}])
+    assert (job['state'], job['progress']) == ('done', 100)
+    assert job['rows'] == mine
+    assert job['filename'].endswith('.xlsx')
