@@ -79,7 +79,7 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
     collect_requested = fields.Boolean("Collect Requested", readonly=True)
     last_round_at = fields.DateTime("Last Round", readonly=True)
     last_success_at = fields.DateTime("Last Success", readonly=True)
-    meters_total = fields.Integer("Meters", readonly=True)
+    meters_total = fields.Integer("Meter Count", readonly=True)
     meters_answering = fields.Integer("Meters Answering", readonly=True)
     readings_last_round = fields.Integer("Readings (Last Round)",
         readonly=True)

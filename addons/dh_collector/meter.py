@@ -8,7 +8,7 @@ class Meter(metaclass=PoolMeta):
     __name__ = 'dh.meter'
     bus = fields.Many2One('dh.channel', "Collector Channel",
         ondelete='RESTRICT',
-        help="The bus the collector reads this meter through.")
+        help="The channel the collector reads this meter through.")
     vendor = fields.Char("Vendor Profile",
         help="Codec quirks of the meter's maker (password byte order, "
         "CJ/T188 DI order…); empty for the standard.")
