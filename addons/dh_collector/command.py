@@ -121,31 +121,36 @@ class Command(ModelSQL, ModelView):
 
     @classmethod
     def pending(cls, channel_id, now=None):
-        "Open, unexpired commands of a channel's meters, oldest first"
+        """Queued, unexpired commands of a channel's meters, oldest first
+        (a command in flight is 'sent' and not handed out twice)"""
         now = now or dt.datetime.now()
         return cls.search([('channel', '=', channel_id),
-                ('state', 'in', list(OPEN_STATES)),
+                ('state', '=', 'queued'),
                 ('expires_at', '>', now)], order=[('queued_at', 'ASC'),
                 ('id', 'ASC')])
 
     @classmethod
     def report(cls, command_id, state, error=None, result=None):
-        """The collector's outcome of one attempt: 'sent' (tried, no answer
-        yet), 'confirmed' or 'failed'.  A failure is retried until
-        max_attempts; then the command is failed with the last error."""
+        """The collector's news of a command: 'sent' (an attempt goes on
+        the wire), 'confirmed' (the meter's state read back agrees) or
+        'failed' (this attempt failed: queued again until max_attempts,
+        then failed with the last error).  Returns the new state."""
         pool = Pool()
         Meter = pool.get('dh.meter')
         command = cls(command_id)
         if command.state not in OPEN_STATES:
             return command.state
         now = dt.datetime.now()
-        values = {'attempts': (command.attempts or 0) + 1}
+        values = {}
         if error:
             values['last_error'] = str(error)[:250]
         if result is not None:
             values['result'] = json.dumps(result, sort_keys=True,
                 default=str)
-        if state == 'confirmed':
+        if state == 'sent':
+            values.update(state='sent', sent_at=now,
+                attempts=(command.attempts or 0) + 1)
+        elif state == 'confirmed':
             values.update(state='confirmed', done_at=now)
             if command.kind == 'trip':
                 Meter.write([command.meter], {'relay': 'open',
@@ -155,12 +160,12 @@ class Command(ModelSQL, ModelView):
                 if command.meter.state == 'cutoff':
                     values_meter['state'] = 'normal'
                 Meter.write([command.meter], values_meter)
-        elif state == 'failed' and values['attempts'] >= command.max_attempts:
+        elif (command.attempts or 0) >= command.max_attempts:
             values.update(state='failed', done_at=now)
         else:
-            values.update(state='sent', sent_at=now)
+            values['state'] = 'queued'
         cls.write([command], values)
-        return values['state']
+        return values.get('state', command.state)
 
     @classmethod
     def cron_expire(cls):

@@ -33,10 +33,11 @@ def child(config, name):
         size = len(job.file)
         book = openpyxl.load_workbook(io.BytesIO(job.file), read_only=True)
         rows = book.active.max_row - 2
+        state = job.state
         transaction.rollback()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({'seconds': round(elapsed, 2), 'rows': rows,
-                'state': job.state, 'bytes': size,
+                'state': state, 'bytes': size,
                 'peak_rss_mb': round(rss / 1024, 1),
                 'rss_before_export_mb': round(rss_before / 1024, 1)}))
 

@@ -59,9 +59,15 @@ class DhCollectorTestCase(CompanyTestMixin, ModuleTestCase):
         trip, = Command.search([('kind', '=', 'trip')])
         self.assertEqual((trip.state, trip.channel), ('queued', channel))
         self.assertEqual(Command.pending(channel.id), [trip])
-        self.assertEqual(Command.report(trip.id, 'failed', 'timeout'), 'sent')
+        self.assertEqual(Command.report(trip.id, 'sent'), 'sent')
+        self.assertEqual(Command.pending(channel.id), [])   # in flight
+        self.assertEqual(Command.report(trip.id, 'failed', 'timeout'),
+            'queued')
+        self.assertEqual(Command.pending(channel.id), [trip])
+        Command.report(trip.id, 'sent')
         self.assertEqual(Command.report(trip.id, 'confirmed', None,
                 {'relay': 'open'}), 'confirmed')
+        self.assertEqual(Command(trip.id).attempts, 2)
         m1 = Meter(m1.id)
         self.assertEqual((m1.relay, m1.state), ('open', 'cutoff'))
         self.assertEqual(json.loads(Command(trip.id).result),
@@ -70,6 +76,7 @@ class DhCollectorTestCase(CompanyTestMixin, ModuleTestCase):
         Meter.close([m1])
         close, = Command.search([('kind', '=', 'close')])
         for _ in range(3):
+            Command.report(close.id, 'sent')
             state = Command.report(close.id, 'failed', 'no answer')
         self.assertEqual(state, 'failed')
         self.assertEqual(Command(close.id).attempts, 3)
