@@ -3,6 +3,7 @@
   dh demo [--db PATH] [--port N] [--no-serve]
   dh frame decode HEX | dh frame encode …
   dh sim --buses N --meters-per-bus M --port P …
+  dh collect -c CONF -d DB [--once]
   dh bench NAME [options]
   dh worker -c CONF -d DB          (queued tasks on SQLite)
 """
@@ -12,6 +13,9 @@ import sys
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == 'collect':
+        from trytond.modules.dh_collector.collectd import main as collect
+        return collect(argv[1:])
     if argv and argv[0] == 'sim':
         from trytond.modules.dh_collector.sim_cli import main as sim
         return sim(argv[1:])
@@ -50,6 +54,7 @@ def main(argv=None):
 
     sub.add_parser('frame', help='decode / encode meter frames')
     sub.add_parser('sim', help='the meter simulator (dh sim --help)')
+    sub.add_parser('collect', help='the collector daemon (dh collect --help)')
 
     options = parser.parse_args(argv)
     if options.command == 'demo':

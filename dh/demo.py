@@ -47,7 +47,18 @@ def build(config, database, options):
     with Transaction().start(database, 0, context={'language': 'zh_CN'}):
         for part in parts:
             summary.update(part.build(vars(options), log) or {})
-    return summary
+    return summary, parts
+
+
+def context(config, database, db_dir, port):
+    "What demo parts get to run their processes"
+    from trytond.transaction import Transaction
+
+    def in_transaction(func):
+        with Transaction().start(database, 0, context={'language': 'zh_CN'}):
+            return func()
+    return {'config': config, 'database': database, 'db_dir': db_dir,
+        'port': port, 'bin': BIN, 'in_transaction': in_transaction}
 
 
 def run(options):
@@ -71,23 +82,33 @@ def run(options):
             os.unlink(db_file)
         print('dh demo: the database could not be built', file=sys.stderr)
         return 1
-    summary = build(config, database, options)
+    summary, parts = build(config, database, options)
+    ctx = context(config, database, db_dir, options.port)
+    if options.no_serve:
+        for part in parts:
+            if hasattr(part, 'demo_once'):
+                summary.update(part.demo_once(ctx, log) or {})
     elapsed = time.monotonic() - started
     log(f'SUMMARY: areas={summary.get("areas")} meters={summary.get("meters")}'
         f' readings={summary.get("readings")} tenants={summary.get("tenants")}'
-        f' seconds={elapsed:.1f}')
+        f' channels={summary.get("channels", 0)}'
+        f' collected={summary.get("collected", 0)} seconds={elapsed:.1f}')
     logins = summary.get('users') or []
     log('LOGINS:')
     for login, password, group in logins:
         log(f'  {login} / {password or ADMIN_PASSWORD}  ({group})')
     if options.no_serve:
         return 0
-    return serve(config, database, options.port)
+    return serve(config, database, options.port, parts, ctx)
 
 
-def serve(config, database, port):
+def serve(config, database, port, parts, ctx):
     env = dict(os.environ, TRYTOND_DATABASE_NAMES=database)
-    processes = [
+    processes = []
+    for part in parts:
+        if hasattr(part, 'demo_services'):
+            processes += part.demo_services(ctx, log)
+    processes += [
         subprocess.Popen([os.path.join(BIN, 'trytond'), '-c', config,
                 '-d', database], env=env),
         subprocess.Popen([os.path.join(BIN, 'trytond-cron'), '-c', config,

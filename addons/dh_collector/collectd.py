@@ -1,0 +1,320 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+"""`dh collect`: the collector daemon (抄表前置机) on the database.
+
+The engine (engine/) does the I/O; this module feeds it from Tryton: the
+channels, meters and read plans configured in the backend (reloaded every
+minute), the command queue (dh.command), the readings sink (the bulk ingest
+of dh_metering, behind a durable local spool so a database outage loses
+nothing) and each channel's health after every round.  Database calls run
+in worker threads (one Tryton transaction each) so the event loop keeps
+polling the buses."""
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import time
+
+from . import engine
+
+log = logging.getLogger('dh.collect')
+
+# which registers each kind of meter can answer
+UTILITY_REGISTERS = {
+    'electricity': {'energy_total', 'energy_t1', 'energy_t2', 'energy_t3',
+        'energy_t4', 'energy_reverse', 'voltage', 'current', 'power'},
+    'ac_outdoor': {'energy_total', 'energy_t1', 'energy_t2', 'energy_t3',
+        'energy_t4', 'energy_reverse', 'voltage', 'current', 'power'},
+    'water': {'water_flow'},
+    'ac_indoor': set(),
+    }
+
+
+class Database:
+    "Synchronous access to one Tryton database (each call a transaction)"
+
+    def __init__(self, config_file, database):
+        from trytond import config
+        if config_file:
+            config.update_etc(config_file)
+        from trytond.pool import Pool
+        from trytond.transaction import Transaction
+        Pool.start()
+        self.name = database
+        self.pool = Pool(database)
+        with Transaction().start(database, 0, readonly=True):
+            self.pool.init()
+
+    def _run(self, func, readonly=False):
+        from trytond.transaction import Transaction
+        with Transaction().start(self.name, 0, readonly=readonly,
+                context={'language': 'zh_CN'}):
+            return func(self.pool)
+
+    def plan(self):
+        return self._run(lambda pool: pool.get('dh.channel')
+            .plan_for_collector(), readonly=True)
+
+    def ingest(self, readings):
+        rows = [(r.meter_id, r.register, r.read_at, r.value)
+            for r in readings]
+        return self._run(lambda pool: pool.get('dh.meter.reading')
+            .ingest(rows))
+
+    def pending(self, channel_id):
+        def fetch(pool):
+            Command = pool.get('dh.command')
+            return [engine.Command(c.id, c.meter.id, c.kind,
+                    json.loads(c.payload or '{}'))
+                for c in Command.pending(channel_id)]
+        return self._run(fetch, readonly=True)
+
+    def report(self, command_id, state, error, result):
+        return self._run(lambda pool: pool.get('dh.command').report(
+                command_id, state, error, result))
+
+    def record_round(self, channel_id, stats):
+        values = {'finished': stats.finished or dt.datetime.utcnow(),
+            'meters': stats.meters, 'meters_answering': stats.meters_answering,
+            'readings': stats.readings, 'attempts': stats.attempts,
+            'errors': stats.errors, 'last_error': stats.last_error}
+        return self._run(lambda pool: pool.get('dh.channel').record_round(
+                channel_id, values))
+
+
+class DatabaseCommands:
+    "The engine's CommandSource on dh.command"
+
+    def __init__(self, db):
+        self.db = db
+
+    async def fetch(self, channel_id):
+        return await asyncio.to_thread(self.db.pending, channel_id)
+
+    async def report(self, command_id, state, error=None, result=None):
+        await asyncio.to_thread(self.db.report, command_id, state, error,
+            result)
+
+
+def channel_spec(data):
+    return engine.ChannelSpec(id=data['id'], kind=data['kind'],
+        host=data['host'], port=data['port'], device=data['device'],
+        baud=data['baud'], parity=data['parity'],
+        registration_id=data['registration_id'], timeout=data['timeout'],
+        retries=data['retries'], backoff=data['backoff'],
+        inter_byte_gap=data['inter_byte_gap'])
+
+
+def meter_targets(data, registers):
+    "The channel's meters, each with the due registers it can answer"
+    targets = []
+    for meter in data['meters']:
+        wanted = sorted(set(registers) & UTILITY_REGISTERS.get(
+                meter['utility'], set()) & set(engine.registers_for(
+                    meter['protocol'])))
+        if wanted:
+            targets.append(engine.MeterTarget(meter['id'], meter['address'],
+                    meter['protocol'], wanted, vendor=meter['vendor'],
+                    password=meter['password']))
+    return targets
+
+
+class Schedule:
+    "Which read plans are due on which channel"
+
+    def __init__(self):
+        self.last_run = {}      # (channel id, plan id) -> monotonic time
+
+    def due(self, data, now, force=False):
+        registers, plans = set(), []
+        for plan in data['plans']:
+            last = self.last_run.get((data['id'], plan['id']))
+            if force or last is None or now - last >= plan['interval'] * 60:
+                registers.update(plan['registers'])
+                plans.append(plan['id'])
+        return registers, plans
+
+    def done(self, channel_id, plans, now):
+        for plan in plans:
+            self.last_run[channel_id, plan] = now
+
+
+class Daemon:
+    """Runs every channel in its own task: a round whenever one of its plans
+    is due or 'collect now' was pressed, the channel's queued commands in
+    between; the plan is reloaded every ``reload_interval`` seconds."""
+
+    def __init__(self, db, spool_path, dtu=None, tick=2.0,
+            reload_interval=60.0):
+        self.db = db
+        self.tick = tick
+        self.reload_interval = reload_interval
+        self.schedule = Schedule()
+        self.spool = engine.Spool(spool_path)
+        self.sink = engine.SpoolingSink(self._ingest, self.spool)
+        self.commands = DatabaseCommands(db)
+        self.dtu = dtu
+        self.collector = None
+        self.plan_data = {}
+        self.tasks = {}
+        self.rounds = 0
+
+    async def _ingest(self, readings):
+        await asyncio.to_thread(self.db.ingest, readings)
+
+    async def load(self):
+        plan = await asyncio.to_thread(self.db.plan)
+        self.plan_data = {c['id']: c for c in plan}
+        channels = [(channel_spec(c), meter_targets(c, {
+                        r for p in c['plans'] for r in p['registers']}))
+            for c in plan]
+        if self.collector is None:
+            self.collector = engine.Collector(channels, self.sink,
+                self.commands, dtu_server=self.dtu)
+        else:
+            self.collector._set_plan(channels)
+        return plan
+
+    async def run_channel_round(self, channel_id, force=False):
+        data = self.plan_data.get(channel_id)
+        poller = self.collector.pollers.get(channel_id)
+        if data is None or poller is None:
+            return None
+        now = time.monotonic()
+        registers, plans = self.schedule.due(data, now,
+            force=force or data.get('collect_requested'))
+        if not plans:
+            return None
+        poller.meters = meter_targets(data, registers)
+        stats = await poller.run_round()
+        await self.sink.flush()
+        self.schedule.done(channel_id, plans, now)
+        data['collect_requested'] = False
+        await asyncio.to_thread(self.db.record_round, channel_id, stats)
+        self.rounds += 1
+        log.info('channel %s: %d/%d meters, %d readings, %d errors in %.1fs',
+            channel_id, stats.meters_answering, stats.meters, stats.readings,
+            stats.errors, stats.duration)
+        return stats
+
+    async def run_once(self):
+        "One round of every channel, whatever is due (dh collect --once)"
+        await self.load()
+        if self.dtu is not None:
+            await self.dtu.start()
+        results = await asyncio.gather(*(self.run_channel_round(c, True)
+                for c in list(self.collector.pollers)),
+            return_exceptions=True)
+        await self.close()
+        return [r for r in results if r is not None]
+
+    async def _channel_task(self, channel_id):
+        while True:
+            try:
+                stats = await self.run_channel_round(channel_id)
+                if stats is None:
+                    poller = self.collector.pollers.get(channel_id)
+                    if poller is not None:
+                        await poller.run_commands(engine.RoundStats(
+                                channel_id), force=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception('channel %s: round failed', channel_id)
+            await asyncio.sleep(self.tick)
+
+    async def run_forever(self):
+        await self.load()
+        if self.dtu is not None:
+            await self.dtu.start()
+        self.sink.start()
+        last_reload = time.monotonic()
+        try:
+            while True:
+                for channel_id in list(self.collector.pollers):
+                    if channel_id not in self.tasks:
+                        self.tasks[channel_id] = asyncio.create_task(
+                            self._channel_task(channel_id))
+                for channel_id in list(self.tasks):
+                    if channel_id not in self.collector.pollers:
+                        self.tasks.pop(channel_id).cancel()
+                await asyncio.sleep(self.tick)
+                if time.monotonic() - last_reload >= self.reload_interval:
+                    last_reload = time.monotonic()
+                    try:
+                        await self.load()
+                    except Exception:
+                        log.exception('plan reload failed (database down?)')
+                else:
+                    # 'collect now' requests show up within a tick
+                    try:
+                        await self._refresh_requests()
+                    except Exception:
+                        log.debug('request check failed', exc_info=True)
+        finally:
+            for task in self.tasks.values():
+                task.cancel()
+            await self.close()
+
+    async def _refresh_requests(self):
+        def requested(pool):
+            Channel = pool.get('dh.channel')
+            return [c.id for c in Channel.search([
+                        ('collect_requested', '=', True)])]
+        ids = await asyncio.to_thread(self.db._run, requested, True)
+        for channel_id in ids:
+            if channel_id in self.plan_data:
+                self.plan_data[channel_id]['collect_requested'] = True
+
+    async def close(self):
+        if self.collector is not None:
+            await self.collector.close()
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog='dh collect',
+        description='the collector daemon (抄表前置机)')
+    parser.add_argument('-c', '--config', required=True,
+        help='trytond configuration file')
+    parser.add_argument('-d', '--database', required=True)
+    parser.add_argument('--spool', default=None,
+        help='local spool file (default var/spool/<database>.jsonl)')
+    parser.add_argument('--dtu-port', type=int, default=None,
+        help='listen for DTUs dialling in on this port')
+    parser.add_argument('--dtu-host', default='0.0.0.0')
+    parser.add_argument('--once', action='store_true',
+        help='one round of every channel, then exit')
+    parser.add_argument('--tick', type=float, default=2.0)
+    parser.add_argument('-v', '--verbose', action='store_true')
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if options.verbose
+        else logging.WARNING, format='%(asctime)s %(name)s %(message)s')
+    spool = options.spool or os.path.join('var', 'spool',
+        f'{options.database}.jsonl')
+    os.makedirs(os.path.dirname(os.path.abspath(spool)), exist_ok=True)
+    db = Database(options.config, options.database)
+    dtu = None
+    if options.dtu_port:
+        dtu = engine.DtuServer(options.dtu_host, options.dtu_port)
+    daemon = Daemon(db, spool, dtu=dtu, tick=options.tick)
+    if options.once:
+        stats = asyncio.run(daemon.run_once())
+        for s in stats:
+            print(f'CHANNEL {s.channel_id} meters={s.meters} '
+                f'answering={s.meters_answering} readings={s.readings} '
+                f'errors={s.errors}')
+        return 0
+
+    async def forever():
+        task = asyncio.create_task(daemon.run_forever())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    asyncio.run(forever())
+    return 0

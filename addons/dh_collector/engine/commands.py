@@ -1,0 +1,407 @@
+"""Queued commands, executed by a :class:`.poller.ChannelPoller` between
+meters. Each is reported 'sent' before it goes on the wire, then
+'confirmed' or 'failed' (with a reason), and confirmation always comes
+from the meter:
+
+* ``trip`` / ``close``: the remote-control frame (0x1C), then status word
+  3 (04000503) is read back; confirmed only when its relay bit (bit 4, 1 =
+  open) shows the wanted state. A lost acknowledgement is harmless: the
+  status read decides.
+* ``valve_open`` / ``valve_close``: the CJ/T188 valve frame (A017); its
+  reply's ST, or when it is lost a 901F read, shows the valve state.
+* ``recharge``: the purchase frame with the purchase count the meter will
+  have afterwards; an acknowledgement, or a duplicate (the meter already
+  has that count: an earlier try was applied), is confirmed; a lost reply
+  is settled by reading the purchase count (03330201).
+* ``time_sync``: the 0x08 frame to the meter's address (no reply), then
+  its clock is read back and compared.
+* ``param_write``: a 0x14 (1997: 0x04) write, acknowledged, read back when
+  the item is readable.
+* ``read``: the meter's registers (or ``payload['registers']``) now, to
+  the sink.
+
+Reports that fail (the database is down) are kept and sent again, in
+order, before the next ones.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from decimal import Decimal
+
+from ..codec import AbnormalReply, CodecError, cjt188, dlt645, recharge
+from ..codec import di as registry
+from .model import CONFIRMED, FAILED, SENT
+from .registers import CJT188, DLT645_1997, STATUS_WORD_3
+from .transport import NotConnected, TransportError
+
+log = logging.getLogger('dh.collector.commands')
+
+_VERSIONS = {'dlt645_2007': dlt645.V2007, DLT645_1997: dlt645.V1997}
+
+
+class CommandFailed(Exception):
+    def __init__(self, error: str, result: dict | None = None):
+        super().__init__(error)
+        self.error = error
+        self.result = result
+
+
+class CommandsMixin:
+    """The command side of :class:`.poller.ChannelPoller`."""
+
+    def _init_commands(self):
+        self._unreported: list[tuple] = []
+        self._last_fetch = float('-inf')
+
+    async def run_commands(self, stats, *, force: bool = False):
+        """Fetch and execute this channel's pending commands (at most every
+        ``command_interval`` seconds unless ``force``)."""
+        if self.commands is None:
+            return
+        await self._flush_reports()
+        now = time.monotonic()
+        if not force and now - self._last_fetch < self.command_interval:
+            return
+        self._last_fetch = now
+        try:
+            commands = await self.commands.fetch(self.spec.id)
+        except Exception as exc:
+            log.warning('channel %s: fetching commands failed: %s',
+                self.spec.id, exc)
+            return
+        for command in commands or ():
+            await self.execute(command, stats)
+
+    async def _report(self, command_id, state, error=None, result=None):
+        self._unreported.append((command_id, state, error, result))
+        await self._flush_reports()
+
+    async def _flush_reports(self):
+        while self._unreported:
+            try:
+                await self.commands.report(*self._unreported[0])
+            except Exception as exc:
+                log.warning('channel %s: reporting command %s failed '
+                    '(kept): %s', self.spec.id, self._unreported[0][0], exc)
+                return
+            self._unreported.pop(0)
+
+    async def execute(self, command, stats) -> tuple[str, str | None, dict]:
+        """Run one command and report it; returns ``(state, error,
+        result)``."""
+        stats.commands += 1
+        meter = self._by_id.get(command.meter_id)
+        if meter is None:
+            state, error, result = FAILED, (f'meter {command.meter_id} is '
+                f'not on channel {self.spec.id}'), {}
+            await self._report(command.id, state, error, result)
+            return state, error, result
+        handler = getattr(self, f'_command_{command.kind}', None)
+        if handler is None:
+            state, error, result = FAILED, (f'unknown command kind '
+                f'{command.kind!r}'), {}
+            await self._report(command.id, state, error, result)
+            return state, error, result
+        await self._report(command.id, SENT)
+        payload = command.payload or {}
+        try:
+            result = await handler(meter, payload, stats)
+            state, error = CONFIRMED, None
+        except CommandFailed as exc:
+            state, error, result = FAILED, exc.error, exc.result or {}
+        except NotConnected as exc:
+            state, error, result = FAILED, f'channel unreachable: {exc}', {}
+        except (TransportError, CodecError, ValueError, KeyError,
+                TypeError) as exc:
+            state, error, result = FAILED, f'{type(exc).__name__}: {exc}', {}
+        log.info('channel %s: command %s (%s, meter %s): %s%s',
+            self.spec.id, command.id, command.kind, meter.address, state,
+            f' ({error})' if error else '')
+        await self._report(command.id, state, error, result)
+        return state, error, result
+
+    # helpers
+    def _meter_now(self) -> dt.datetime:
+        return self.clock() + self.meter_utc_offset
+
+    def _need(self, meter, *protocols, what):
+        if meter.protocol not in protocols:
+            raise CommandFailed(f'{what} is not possible on a '
+                f'{meter.protocol} meter')
+
+    async def _try(self, coro):
+        """``(reply, None)`` or ``(None, error text)`` for a lost reply;
+        abnormal replies and an unreachable bus propagate."""
+        from .poller import ReadFailed
+        try:
+            return await coro, None
+        except ReadFailed as exc:
+            return None, str(exc)
+
+    async def _read_item(self, meter, di, stats, retries=None):
+        """The decoded value of DL/T645 item ``di``."""
+        version = _VERSIONS[meter.protocol]
+        vendor = _vendor(meter)
+        request = dlt645.read_request(meter.address, di, version=version,
+            vendor=vendor)
+        reply = await self._transact(meter, request, stats, retries=retries)
+        return reply.value
+
+    # kinds
+    async def _command_read(self, meter, payload, stats):
+        registers = payload.get('registers') or None
+        readings, errors = await self.read_meter(meter, stats, registers)
+        await self._deliver(readings, stats)
+        result = {'values': {r.register: str(r.value) for r in readings}}
+        if readings:
+            result['read_at'] = readings[0].read_at.isoformat()
+        if errors:
+            result['errors'] = errors
+            raise CommandFailed('; '.join(f'{k}: {v}'
+                for k, v in errors.items()), result)
+        return result
+
+    async def _command_trip(self, meter, payload, stats):
+        return await self._relay(meter, payload, stats, trip=True)
+
+    async def _command_close(self, meter, payload, stats):
+        return await self._relay(meter, payload, stats, trip=False)
+
+    async def _relay(self, meter, payload, stats, *, trip):
+        self._need(meter, 'dlt645_2007', what='remote control')
+        action = 'trip' if trip else (
+            'close-direct' if payload.get('direct') else 'close')
+        until = self._meter_now() + dt.timedelta(
+            minutes=float(payload.get('valid_minutes', 30)))
+        request = dlt645.control_request(meter.address, action,
+            valid_until=until, password=meter.password,
+            vendor=_vendor(meter))
+        try:
+            _, ack_error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused {action}: '
+                f'{_refusal(exc)}', {'error_word': f'{exc.code:02X}'}) \
+                from None
+        want = 'open' if trip else 'closed'
+        status, status_error = None, None
+        for attempt in range(self.spec.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.spec.backoff * 2 ** (attempt - 1))
+            try:
+                status, status_error = await self._try(self._read_item(
+                    meter, STATUS_WORD_3, stats))
+            except AbnormalReply as exc:
+                status_error = f'meter refused: {_refusal(exc)}'
+                break
+            if status is None:
+                if ack_error is not None:
+                    break           # the meter is silent: do not insist
+                continue
+            if status['relay'] == want:
+                return {'relay': status['relay'], 'status_word_3':
+                    status['word'], 'acknowledged': ack_error is None}
+        if status is not None:
+            raise CommandFailed(f'{action} sent but status word 3 = '
+                f'{status["word"]} shows the relay {status["relay"]} '
+                f'(relay command: {status["relay_command"]})',
+                {'relay': status['relay'], 'status_word_3': status['word']})
+        if ack_error is not None:
+            raise CommandFailed(f'{action} not confirmed: {ack_error}; '
+                f'status word 3 unreadable: {status_error}')
+        raise CommandFailed(f'{action} acknowledged but status word 3 '
+            f'unreadable: {status_error}')
+
+    async def _command_valve_open(self, meter, payload, stats):
+        return await self._valve(meter, stats, open_valve=True)
+
+    async def _command_valve_close(self, meter, payload, stats):
+        return await self._valve(meter, stats, open_valve=False)
+
+    async def _valve(self, meter, stats, *, open_valve):
+        self._need(meter, CJT188, what='valve control')
+        want = 'open' if open_valve else 'closed'
+        vendor = _vendor(meter)
+        try:
+            reply, error = await self._try(self._transact(meter,
+                lambda ser: cjt188.valve_request(meter.address, open_valve,
+                    meter_type=meter.meter_type, ser=ser, vendor=vendor),
+                stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused the valve '
+                f'command: {_refusal(exc)}') from None
+        if reply is None:   # the reply was lost: ask the meter
+            try:
+                reply, read_error = await self._try(self._transact(meter,
+                    lambda ser: cjt188.read_request(meter.address,
+                        meter_type=meter.meter_type, ser=ser, vendor=vendor),
+                    stats))
+            except AbnormalReply as exc:
+                read_error = exc.reason
+            if reply is None:
+                raise CommandFailed(f'valve {want} not confirmed: {error}; '
+                    f'state unreadable: {read_error}')
+        status = reply.fields['status']
+        if status['valve'] != want:
+            raise CommandFailed(f'valve is {status["valve"]} (ST '
+                f'{status["st"]}), wanted {want}', {'valve': status['valve'],
+                'st': status['st']})
+        return {'valve': status['valve'], 'st': status['st']}
+
+    async def _command_recharge(self, meter, payload, stats):
+        self._need(meter, 'dlt645_2007', what='recharge')
+        if 'count' not in payload or 'amount' not in payload:
+            raise CommandFailed('recharge needs amount and count (the '
+                "meter's purchase count after this purchase)")
+        count = int(payload['count'])
+        amount = Decimal(str(payload['amount']))
+        vendor = _vendor(meter)
+        auth = {'password': meter.password}
+        if payload.get('security_off'):
+            try:
+                reply, error = await self._try(self._transact(meter,
+                    recharge.security_request(meter.address, False,
+                        vendor=vendor, **auth), stats))
+            except AbnormalReply as exc:
+                raise CommandFailed(f'meter {meter.address} refused to '
+                    f'switch its security check off: {_refusal(exc)}') \
+                    from None
+            if reply is None:
+                raise CommandFailed(f'security switch not acknowledged: '
+                    f'{error}')
+        try:
+            request = recharge.purchase_request(meter.address, amount, count,
+                vendor=vendor, **auth)
+        except CodecError as exc:
+            raise CommandFailed(exc.reason) from None
+        try:
+            reply, error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            if any('duplicate' in r for r in exc.reasons):
+                return {'count': count, 'duplicate': True}
+            meter_count = await self._purchase_count(meter, stats)
+            if meter_count == count:
+                return {'count': count, 'duplicate': True}
+            raise CommandFailed(f'meter {meter.address} refused the '
+                f'purchase: {_refusal(exc)} (meter purchase count '
+                f'{meter_count}, command count {count})',
+                {'meter_count': meter_count}) from None
+        meter_count = await self._purchase_count(meter, stats)
+        if reply is not None:
+            return {'count': count, 'purchase_count': meter_count}
+        if meter_count == count:    # applied, the acknowledgement was lost
+            return {'count': count, 'purchase_count': meter_count}
+        raise CommandFailed(f'purchase not confirmed: {error}; meter '
+            f'purchase count {meter_count}, command count {count}',
+            {'meter_count': meter_count})
+
+    async def _purchase_count(self, meter, stats):
+        try:
+            value, _ = await self._try(self._read_item(meter,
+                recharge.COUNT_DI, stats))
+        except AbnormalReply:
+            return None
+        return None if value is None else int(value)
+
+    async def _command_time_sync(self, meter, payload, stats):
+        self._need(meter, 'dlt645_2007', DLT645_1997, what='time sync')
+        tolerance = float(payload.get('tolerance', 10))
+        vendor = _vendor(meter)
+        error = None
+        for attempt in range(self.spec.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.spec.backoff * 2 ** (attempt - 1))
+            when = self._meter_now()
+            stats.attempts += 1
+            await self.transport.send(dlt645.time_sync_request(when,
+                address=meter.address, vendor=vendor), self.spec.timeout)
+            await asyncio.sleep(0.05)
+            try:
+                meter_time, read_error = await self._try(
+                    self._meter_clock(meter, stats))
+            except AbnormalReply as exc:
+                raise CommandFailed('meter clock unreadable: '
+                    f'{_refusal(exc)}') from None
+            if meter_time is None:
+                error = f'meter clock unreadable: {read_error}'
+                continue
+            drift = (meter_time - self._meter_now()).total_seconds()
+            if abs(drift) <= tolerance:
+                return {'meter_time': meter_time.isoformat(),
+                    'drift': drift}
+            error = (f'meter clock {meter_time.isoformat()} is {drift:+.0f} '
+                f's off after the time sync')
+        raise CommandFailed(error)
+
+    async def _meter_clock(self, meter, stats) -> dt.datetime:
+        if meter.protocol == DLT645_1997:
+            date = await self._read_item(meter, 'C010', stats)
+            clock = await self._read_item(meter, 'C011', stats)
+            return dt.datetime.fromisoformat(f'{date["date"]}T{clock}')
+        try:
+            value = await self._read_item(meter, '0400010C', stats)
+            return dt.datetime.fromisoformat(value)
+        except AbnormalReply:
+            date = await self._read_item(meter, '04000101', stats)
+            clock = await self._read_item(meter, '04000102', stats)
+            return dt.datetime.fromisoformat(f'{date["date"]}T{clock}')
+
+    async def _command_param_write(self, meter, payload, stats):
+        self._need(meter, 'dlt645_2007', DLT645_1997, what='parameter write')
+        version = _VERSIONS[meter.protocol]
+        di = str(payload['di']).upper()
+        if 'data' in payload:
+            value = bytes.fromhex(payload['data'])
+        else:
+            value = _write_value(registry.lookup(di, version),
+                payload['value'])
+        request = dlt645.write_request(meter.address, di, value,
+            password=meter.password, version=version, vendor=_vendor(meter))
+        try:
+            reply, error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused the write of '
+                f'{di}: {_refusal(exc)}') from None
+        if reply is None:
+            raise CommandFailed(f'write of {di} not acknowledged: {error}')
+        result = {'di': di}
+        if registry.lookup(di, version) is not None:
+            try:
+                back, _ = await self._try(self._read_item(meter, di, stats,
+                    retries=0))
+            except AbnormalReply:
+                back = None
+            if back is not None:
+                result['value'] = (str(back) if not isinstance(back, dict)
+                    else back)
+        return result
+
+
+def _vendor(meter):
+    return None if meter.vendor in (None, '', 'standard') else meter.vendor
+
+
+def _refusal(exc) -> str:
+    """What an abnormal reply (or codec error) says, without the
+    'meter X refused Y:' prefix."""
+    reasons = getattr(exc, 'reasons', None)
+    return '; '.join(reasons) if reasons else exc.reason
+
+
+def _write_value(entry, value):
+    """A payload value (JSON: text or number) as the codec's registry
+    encodes it."""
+    kind = getattr(entry, 'kind', None)
+    if kind == registry.NUMBER:
+        return Decimal(str(value))
+    if isinstance(value, str):
+        parse = {registry.TIME: dt.time.fromisoformat,
+            registry.DATE: dt.date.fromisoformat,
+            registry.DATETIME: dt.datetime.fromisoformat}.get(kind)
+        if parse is not None:
+            return parse(value)
+    return value
