@@ -11,6 +11,12 @@ from .errors import CodecError
 
 _HEX_SEPARATORS = str.maketrans('', '', ' \t\r\n:-_,')
 
+#: every valid packed-BCD byte (both nibbles 0-9): ``raw.translate(None,
+#: BCD_BYTES)`` leaves exactly the bytes that are not BCD, in order.
+BCD_BYTES = bytes(b for b in range(256) if b >> 4 <= 9 and b & 0x0F <= 9)
+#: the same plus the ``AA`` wildcard/broadcast byte of addresses
+ADDRESS_BYTES = BCD_BYTES + b'\xaa'
+
 
 def parse_hex(text: str) -> bytes:
     """``'68 25 04 …'`` (spaces, colons, dashes allowed, ``0x`` optional)."""
@@ -56,6 +62,26 @@ def bcd_to_int(raw: bytes, *, signed: bool = False) -> int:
     most significant byte is the sign."""
     if not raw:
         raise CodecError('empty BCD field')
+    if type(raw) is not bytes:
+        try:
+            raw = bytes(raw)
+        except (TypeError, ValueError):   # not bytes-like: byte by byte
+            return _bcd_to_int_by_bytes(raw, signed)
+    negative = False
+    if signed and raw[-1] & 0x80:
+        negative = True
+        raw = raw[:-1] + bytes((raw[-1] & 0x7F,))
+    bad = raw.translate(None, BCD_BYTES)
+    if bad:
+        # the most significant offending byte, as a digit-by-digit read
+        # would meet it first
+        raise CodecError(f'byte 0x{bad[-1]:02X} is not BCD')
+    # the hex text of valid BCD bytes is their decimal digits
+    value = int(raw[::-1].hex())
+    return -value if negative else value
+
+
+def _bcd_to_int_by_bytes(raw, signed: bool) -> int:
     negative = False
     if signed and raw[-1] & 0x80:
         negative = True
@@ -75,11 +101,11 @@ def int_to_bcd(value: int, length: int, *, signed: bool = False) -> bytes:
     digits = f'{magnitude:0{length * 2}d}'
     if len(digits) > length * 2 or (signed and digits[0] > '7'):
         raise CodecError(f'{value} does not fit {length} BCD bytes')
-    out = bytearray(int(digits[i:i + 2], 16) for i in range(0, len(digits), 2))
-    out.reverse()
+    # decimal digits read as hex are the packed BCD bytes
+    out = bytes.fromhex(digits)[::-1]
     if negative:
-        out[-1] |= 0x80
-    return bytes(out)
+        out = out[:-1] + bytes((out[-1] | 0x80,))
+    return out
 
 
 def decimal_to_bcd(value, length: int, decimals: int, *,
@@ -93,9 +119,10 @@ def decimal_to_bcd(value, length: int, decimals: int, *,
         raise CodecError(f'{value!r} is not a number') from None
     if not scaled.is_finite():
         raise CodecError(f'{value!r} is not a finite number')
-    if scaled != scaled.to_integral_value():
+    integer = int(scaled)
+    if scaled != integer:
         raise CodecError(f'{value} has more than {decimals} decimals')
-    return int_to_bcd(int(scaled), length, signed=signed)
+    return int_to_bcd(integer, length, signed=signed)
 
 
 def bcd_to_decimal(raw: bytes, decimals: int, *, signed: bool = False):
@@ -104,6 +131,9 @@ def bcd_to_decimal(raw: bytes, decimals: int, *, signed: bool = False):
     number = bcd_to_int(raw, signed=signed)
     if not decimals:
         return number
+    if decimals > 0:
+        # same coefficient and exponent as Decimal(number).scaleb(-decimals)
+        return Decimal(f'{number}E-{decimals}')
     return Decimal(number).scaleb(-decimals)
 
 
@@ -111,10 +141,18 @@ def wire_to_digits(raw: bytes) -> str:
     """Digits as printed (most significant first) from wire order, keeping
     wildcard/broadcast nibbles (``AA``) as letters; any other non-BCD byte
     is an error."""
-    for byte in raw:
-        if byte != 0xAA and (byte >> 4 > 9 or byte & 0x0F > 9):
-            raise CodecError(f'address byte 0x{byte:02X} is not BCD')
-    return bytes(reversed(raw)).hex().upper()
+    if type(raw) is not bytes:
+        try:
+            raw = bytes(raw)
+        except (TypeError, ValueError):   # not bytes-like: byte by byte
+            for byte in raw:
+                if byte != 0xAA and (byte >> 4 > 9 or byte & 0x0F > 9):
+                    raise CodecError(f'address byte 0x{byte:02X} is not BCD')
+            raise
+    bad = raw.translate(None, ADDRESS_BYTES)
+    if bad:
+        raise CodecError(f'address byte 0x{bad[0]:02X} is not BCD')
+    return raw[::-1].hex().upper()
 
 
 def normalize_digits(digits: str, length: int,
@@ -150,16 +188,33 @@ def hex_to_wire(text: str, length: int, what: str) -> bytes:
     code) to wire order."""
     if not isinstance(text, str):
         raise CodecError(f'{what} must be text')
+    wire = _HEX_WIRE.get(text)
+    if wire is not None and len(wire) == length:
+        return wire
     text = text.strip()
-    if len(text) != length * 2 or not all(
-            c in '0123456789abcdefABCDEF' for c in text):
+    wire = None
+    if len(text) == length * 2:
+        try:
+            # fromhex skips inner ASCII whitespace: fewer bytes, rejected
+            wire = bytes.fromhex(text)[::-1]
+        except ValueError:
+            pass
+    if wire is None or len(wire) != length:
         raise CodecError(f'{what} must be {length * 2} hex digits, '
             f'got {text!r}')
-    return bytes(reversed(bytes.fromhex(text)))
+    if len(_HEX_WIRE) >= _HEX_WIRE_MAX:
+        _HEX_WIRE.clear()
+    _HEX_WIRE[text] = wire
+    return wire
+
+
+# hex_to_wire results (DIs, passwords and operator codes repeat endlessly)
+_HEX_WIRE: dict[str, bytes] = {}
+_HEX_WIRE_MAX = 4096
 
 
 def wire_to_hex(raw: bytes) -> str:
-    return bytes(reversed(raw)).hex().upper()
+    return bytes(raw)[::-1].hex().upper()
 
 
 def bcd_fields(raw: bytes) -> list[int]:

@@ -12,13 +12,15 @@ Layers, each usable alone:
 """
 
 import datetime as dt
+from decimal import Decimal
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from . import di as registry
 from .bcd import (
-    bcd_byte, bcd_fields, checksum, decode_datetime, digits_to_wire,
-    encode_datetime, hex_to_wire, iso_datetime, normalize_digits,
-    wire_to_digits, wire_to_hex)
+    ADDRESS_BYTES, bcd_byte, bcd_fields, checksum, decode_datetime,
+    digits_to_wire, encode_datetime, hex_to_wire, iso_datetime,
+    normalize_digits, wire_to_digits, wire_to_hex)
 from .errors import AbnormalReply, CodecError
 from .framing import BAD, END, NEED, NOISE, OK, PREAMBLE, START, scan
 from .vendors import BIG, get_vendor
@@ -137,6 +139,55 @@ def error_reasons(code: int, table: dict) -> tuple[str, ...]:
 
 # --- frame ------------------------------------------------------------------
 
+# the data field goes on the wire +0x33 per byte (mod 256)
+_ADD33 = bytes((b + 0x33) & 0xFF for b in range(256))
+_SUB33 = bytes((b - 0x33) & 0xFF for b in range(256))
+_FE = bytes((PREAMBLE,))
+# 68 A0..A5 68 | C | L | DI+0x33 | rest of the data+0x33 | CS | 16
+_LAYOUT = b'%s%c%c%s%s%c\x16'
+
+_new = object.__new__
+_set = object.__setattr__
+
+# address text -> (digits, wire, header ``68 A0..A5 68``, sum of the
+# header): normalize_digits(address, 6) of addresses seen before (bounded)
+_ADDRESSES: dict[str, tuple[str, bytes, bytes, int]] = {}
+_ADDRESSES_MAX = 8192
+
+
+def _address_parts(address) -> tuple[str, bytes, bytes, int]:
+    if type(address) is str:
+        found = _ADDRESSES.get(address)
+        if found is not None:
+            return found
+    digits, wire = normalize_digits(address, ADDRESS_LEN)
+    header = b'\x68' + wire + b'\x68'
+    found = (digits, wire, header, sum(header))
+    if type(address) is str:
+        if len(_ADDRESSES) >= _ADDRESSES_MAX:
+            _ADDRESSES.clear()
+        _ADDRESSES[address] = found
+    return found
+
+
+def _normalize_address(address) -> tuple[str, bytes]:
+    """``normalize_digits(address, ADDRESS_LEN)``, memoised for text."""
+    found = _address_parts(address)
+    return found[0], found[1]
+
+
+def _frame(address: str, wire: bytes, control: int, data: bytes) -> 'Frame':
+    """A :class:`Frame` from parts already checked and normalised (what
+    ``Frame(address, control, data)`` would hold), without its checks."""
+    frame = _new(Frame)
+    d = frame.__dict__
+    d['address'] = address
+    d['control'] = control
+    d['data'] = data
+    d['_wire'] = wire
+    return frame
+
+
 @dataclass(frozen=True)
 class Frame:
     """One DL/T645 frame. ``address`` is printed (nameplate) order,
@@ -154,10 +205,11 @@ class Frame:
             raise CodecError(f'data field of {len(self.data)} bytes exceeds '
                 f'L={MAX_L}')
         # validates and normalises
-        address, wire = normalize_digits(self.address, ADDRESS_LEN)
-        object.__setattr__(self, 'address', address)
-        object.__setattr__(self, '_wire', wire)
-        object.__setattr__(self, 'data', bytes(self.data))
+        address, wire = _normalize_address(self.address)
+        _set(self, 'address', address)
+        _set(self, '_wire', wire)
+        if type(self.data) is not bytes:
+            _set(self, 'data', bytes(self.data))
 
     @property
     def is_response(self) -> bool:
@@ -184,17 +236,16 @@ class Frame:
         return self.address == BROADCAST
 
     def to_bytes(self, preamble: int = 4) -> bytes:
-        body = bytearray([START])
-        body += self._wire
-        body += bytes([START, self.control, len(self.data)])
-        body += bytes((b + 0x33) & 0xFF for b in self.data)
-        body += bytes([checksum(body), END])
-        return bytes([PREAMBLE]) * preamble + bytes(body)
+        data = self.data
+        body = (b'\x68' + self._wire + bytes((START, self.control, len(data)))
+            + data.translate(_ADD33))
+        return _FE * preamble + body + bytes((checksum(body), END))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> 'Frame':
         """Exactly one frame, optionally after FE preamble bytes."""
-        raw = bytes(raw)
+        if type(raw) is not bytes:
+            raw = bytes(raw)
         start = _skip_preamble(raw)
         status, result = probe(raw, start)
         if status == OK:
@@ -211,9 +262,7 @@ class Frame:
 
 
 def _skip_preamble(raw: bytes) -> int:
-    start = 0
-    while start < len(raw) and raw[start] == PREAMBLE:
-        start += 1
+    start = len(raw) - len(raw.lstrip(_FE))
     if start >= len(raw):
         raise CodecError('no frame after the FE preamble')
     if raw[start] != START:
@@ -237,18 +286,20 @@ def probe(buf, i):
     total = 12 + length
     if available < total:
         return NEED, None
-    if buf[i + total - 1] != END:
+    end = i + 10 + length     # index of CS
+    if buf[end + 1] != END:
         return BAD, 'frame does not end with 16'
-    cs = checksum(buf[i:i + 10 + length])
-    if cs != buf[i + 10 + length]:
+    cs = sum(buf[i:end]) & 0xFF
+    if cs != buf[end]:
         return BAD, (f'checksum mismatch (frame says '
-            f'{buf[i + 10 + length]:02X}, computed {cs:02X})')
-    try:
-        address = wire_to_digits(bytes(buf[i + 1:i + 7]))
-    except CodecError as exc:
-        return BAD, exc.reason
-    data = bytes((b - 0x33) & 0xFF for b in buf[i + 10:i + 10 + length])
-    return OK, (total, Frame(address, buf[i + 8], data))
+            f'{buf[end]:02X}, computed {cs:02X})')
+    wire = bytes(buf[i + 1:i + 7])
+    bad = wire.translate(None, ADDRESS_BYTES)
+    if bad:     # as wire_to_digits says it
+        return BAD, f'address byte 0x{bad[0]:02X} is not BCD'
+    data = bytes(buf[i + 10:end]).translate(_SUB33)
+    return OK, (total, _frame(wire[::-1].hex().upper(), wire, buf[i + 8],
+        data))
 
 
 def decode_stream(buffer, on_reject=None):
@@ -308,10 +359,29 @@ class Message:
         return self
 
 
+def _message(frame, version, command, di=None, payload=b'', seq=None,
+        value=None, fields=None) -> Message:
+    """``Message(frame=…, …)`` for a normal (not abnormal) message, without
+    the cost of the frozen dataclass ``__init__``."""
+    message = _new(Message)
+    d = message.__dict__
+    d['frame'] = frame
+    d['version'] = version
+    d['command'] = command
+    d['di'] = di
+    d['payload'] = payload
+    d['seq'] = seq
+    d['value'] = value
+    d['fields'] = {} if fields is None else fields
+    d['error_code'] = None
+    d['error_reasons'] = ()
+    return message
+
+
 def detect_version(frame: Frame) -> str:
     """1997 or 2007 from the control code family (and L for the shared
     code 03: 1997 re-read has no data)."""
-    function = frame.function
+    function = frame.control & FUNCTION
     if function in _ONLY_1997:
         return V1997
     if function == REREAD_97 and not frame.data:
@@ -326,8 +396,11 @@ def parse(frame: Frame, version: str | None = None, vendor=None) -> Message:
     if version not in COMMANDS:
         raise CodecError(f'unknown DL/T645 version {version!r}')
     profile = get_vendor(vendor)
-    function = frame.function
-    command = COMMANDS[version].get(function, f'function-{function:02X}')
+    control = frame.control
+    function = control & FUNCTION
+    command = COMMANDS[version].get(function) or f'function-{function:02X}'
+    if function == READ and version == V2007 and not control & ABNORMAL:
+        return _parse_read_2007(frame, control, command)
     data = frame.data
     base = dict(frame=frame, version=version, command=command)
 
@@ -362,6 +435,45 @@ def _split_di(data: bytes, di_len: int, what: str):
 
 def _value(di, payload, version):
     return registry.decode_value(di, payload, version)
+
+
+@lru_cache(maxsize=8192)
+def _di_entry(wire: bytes, version: str):
+    """DI text, registry entry (or None) and :func:`_number` of a DI in
+    wire order."""
+    di = wire_to_hex(wire)
+    entry = registry.lookup(di, version)
+    return di, entry, _number(entry)
+
+
+def _number(entry):
+    """``(length, signed, type, suffix)`` of a plain numeric item, else
+    ``None``: for BCD bytes (sign bit clear when signed), ``Item.decode``
+    returns ``type(digits + suffix)``, digits as printed."""
+    if type(entry) is registry.Item and entry.kind == registry.NUMBER:
+        if entry.decimals > 0:
+            return (entry.length, entry.signed, Decimal,
+                f'E-{entry.decimals}')
+        if not entry.decimals:
+            return entry.length, entry.signed, int, ''
+    return None
+
+
+def _parse_read_2007(frame, control, command):
+    """:func:`_parse_read` for DL/T645-2007 (normal request or reply)."""
+    data = frame.data
+    if len(data) < 4:
+        raise CodecError(f'read needs a 4-byte DI, got {len(data)} '
+            'data bytes')
+    di, entry, _ = _di_entry(data[:4], V2007)
+    rest = data[4:]
+    if not control & DIR_RESPONSE:
+        return _message(frame, V2007, command, di,
+            fields={'params': rest.hex().upper()} if rest else None)
+    value = None
+    if entry is not None and not control & FOLLOW_UP:
+        value = entry.decode(rest)
+    return _message(frame, V2007, command, di, rest, value=value)
 
 
 def _parse_read(frame, base, di_len, profile):
@@ -522,8 +634,96 @@ _PARSERS = {
 
 
 def decode(raw: bytes, version: str | None = None, vendor=None) -> Message:
-    """One frame (FE preamble allowed) to a :class:`Message`."""
-    return parse(Frame.from_bytes(raw), version, vendor)
+    """One frame (FE preamble allowed) to a :class:`Message`.
+
+    The frames a collector sees most, well-formed DL/T645-2007 read
+    requests (11) and normal replies (91, B1), are decoded here directly;
+    every other frame, including every malformed one, goes through
+    ``parse(Frame.from_bytes(raw))``, which says what is wrong. Both give
+    the same :class:`Message`."""
+    if (type(raw) is not bytes or vendor is not None
+            or not (version is None or version == V2007)):
+        return parse(Frame.from_bytes(raw), version, vendor)
+    body = raw.lstrip(_FE)
+    head = _HEADS.get(body[:14])
+    if head is None:
+        head = _read_head(body)
+        if head is None:
+            return parse(Frame.from_bytes(raw), version, vendor)
+    # the header is known good: check the length, end byte and checksum
+    cs = body[-2]
+    if (len(body) != head[0] or body[-1] != END
+            or (sum(body) - END - cs) & 0xFF != cs):
+        return parse(Frame.from_bytes(raw), version, vendor)
+    _, control, address, wire, di, entry, number = head
+    data = body[10:-2].translate(_SUB33)
+    frame = _new(Frame)
+    d = frame.__dict__
+    d['address'] = address
+    d['control'] = control
+    d['data'] = data
+    d['_wire'] = wire
+    rest = data[4:]
+    message = _new(Message)
+    d = message.__dict__
+    d['frame'] = frame
+    d['version'] = V2007
+    d['command'] = 'read'
+    d['di'] = di
+    if control == READ:
+        d['payload'] = b''
+        d['seq'] = None
+        d['value'] = None
+        d['fields'] = {'params': rest.hex().upper()} if rest else {}
+    else:
+        value = None
+        if control == 0x91 and entry is not None:
+            # the hex text of packed BCD is its digits (as printed): the
+            # bytes are BCD when it is all 0-9; a signed item's sign bit
+            # shows as a first digit 8 or 9 (both left to Item.decode)
+            digits = rest[::-1].hex()
+            if (number is not None and len(rest) == number[0]
+                    and digits.isdigit()
+                    and not (number[1] and digits[0] > '7')):
+                value = number[2](digits + number[3])
+            else:
+                value = entry.decode(rest)
+        d['payload'] = rest
+        d['seq'] = None
+        d['value'] = value
+        d['fields'] = {}
+    d['error_code'] = None
+    d['error_reasons'] = ()
+    return message
+
+
+def _read_head(body: bytes) -> tuple | None:
+    """What ``68 A0..A5 68 C L DI`` (``body[:14]``) says when it starts a
+    DL/T645-2007 read request (11) or normal reply (91, B1) with a BCD
+    address and 4 <= L <= 200, else None: ``(frame size, control,
+    address, wire address, DI, registry entry, _number(entry))``,
+    memoised."""
+    if len(body) < 16 or body[0] != START or body[7] != START:
+        return None
+    control = body[8]
+    length = body[9]
+    if (control != 0x91 and control != READ and control != 0xB1
+            or length < 4 or length > MAX_L):
+        return None
+    wire = body[1:7]
+    if wire.translate(None, ADDRESS_BYTES):
+        return None
+    head = (12 + length, control, wire[::-1].hex().upper(), wire,
+        *_di_entry(body[10:14].translate(_SUB33), V2007))
+    if len(_HEADS) >= _HEADS_MAX:
+        _HEADS.clear()
+    _HEADS[body[:14]] = head
+    return head
+
+
+# body[:14] of read frames seen before -> _read_head (bounded)
+_HEADS: dict[bytes, tuple] = {}
+_HEADS_MAX = 8192
 
 
 def check_reply(request: Message, reply: Message) -> Message:
@@ -567,7 +767,61 @@ def assemble(replies: list[Message]) -> bytes:
 # --- builders ---------------------------------------------------------------
 
 def _di_wire(di: str, version: str) -> bytes:
-    return hex_to_wire(di, 2 if version == V1997 else 4, 'DI')
+    return _di_parts(di, version)[0]
+
+
+def _di_parts(di: str, version: str) -> tuple:
+    """``(wire, entry, number, wire+0x33, sum(wire+0x33))``: the DI in
+    wire order (checked as ``hex_to_wire`` does), its registry entry (or
+    None), and for a plain numeric item ``number = (decimals, limit,
+    '%0Nd', 10**decimals, L)``: an ``int`` or ``Decimal`` value that,
+    scaled, is an integer in ``0 <= n < limit`` encodes as the BCD of
+    ``'%0Nd' % n`` (what ``Item.encode`` gives); L is that of a reply,
+    DI and value."""
+    cache = type(di) is str and type(version) is str
+    if cache:
+        found = _DI_PARTS.get((di, version))
+        if found is not None:
+            return found
+    wire = hex_to_wire(di, 2 if version == V1997 else 4, 'DI')
+    entry = registry.lookup(di, version)
+    number = None
+    if (type(entry) is registry.Item and entry.kind == registry.NUMBER
+            and entry.decimals >= 0):
+        digits = 2 * entry.length
+        # signed: the first digit carries the sign bit, so it stays 0-7
+        limit = 8 * 10 ** (digits - 1) if entry.signed else 10 ** digits
+        number = (entry.decimals, limit, f'%0{digits}d',
+            10 ** entry.decimals, len(wire) + entry.length)
+    shifted = wire.translate(_ADD33)
+    found = (wire, entry, number, shifted, sum(shifted))
+    if cache:
+        if len(_DI_PARTS) >= _DI_PARTS_MAX:
+            _DI_PARTS.clear()
+        _DI_PARTS[di, version] = found
+    return found
+
+
+def _read_body(address, control: int, di_parts: tuple,
+        payload: bytes = b'') -> bytes:
+    """``Frame(address, control, DI + payload).to_bytes(0)`` (same checks,
+    same errors) without the intermediate object, the DI's share of the
+    data field and checksum precomputed."""
+    length = len(di_parts[0]) + len(payload)
+    if length > MAX_L:
+        raise CodecError(f'data field of {length} bytes exceeds '
+            f'L={MAX_L}')
+    head = _ADDRESSES.get(address) if type(address) is str else None
+    if head is None:
+        head = _address_parts(address)
+    payload = payload.translate(_ADD33)
+    return _LAYOUT % (head[2], control, length, di_parts[3], payload,
+        (head[3] + control + length + di_parts[4] + sum(payload)) & 0xFF)
+
+
+# (DI text, version) -> _di_parts, for DIs seen before (bounded)
+_DI_PARTS: dict[tuple[str, str], tuple] = {}
+_DI_PARTS_MAX = 4096
 
 
 def _item_data(di: str, value, version: str) -> bytes:
@@ -592,9 +846,31 @@ def _preamble(preamble, vendor):
 
 def read_request(address: str, di: str, *, version: str = V2007,
         preamble: int | None = None, vendor=None) -> bytes:
-    function = READ_97 if version == V1997 else READ
-    return Frame(address, function, _di_wire(di, version)).to_bytes(
-        _preamble(preamble, vendor))
+    # a collector sends the same few requests to each meter every cycle
+    standard = (preamble is None and vendor is None and version == V2007
+        and type(address) is str and type(di) is str)
+    if standard:
+        found = _REQUESTS.get((address, di))
+        if found is not None:
+            return found
+    parts = (_DI_PARTS.get((di, version))
+        if type(di) is str and type(version) is str else None)
+    if parts is None:
+        parts = _di_parts(di, version)
+    body = _read_body(address, READ_97 if version == V1997 else READ, parts)
+    if preamble is None:
+        preamble = get_vendor(vendor).preamble
+    frame = _FE * preamble + body
+    if standard:
+        if len(_REQUESTS) >= _REQUESTS_MAX:
+            _REQUESTS.clear()
+        _REQUESTS[address, di] = frame
+    return frame
+
+
+# (address, DI) -> read_request(address, DI) with the defaults (bounded)
+_REQUESTS: dict[tuple[str, str], bytes] = {}
+_REQUESTS_MAX = 8192
 
 
 def read_next_request(address: str, di: str, seq: int, *,
@@ -686,8 +962,40 @@ def read_response(address: str, di: str, value=None, *,
     """Normal read reply (0x91 / 0xB1 with ``follow_up``; 1997: 0x81)."""
     function = READ_97 if version == V1997 else READ
     control = DIR_RESPONSE | function | (FOLLOW_UP if follow_up else 0)
-    data = _di_wire(di, version) + _item_data(di, value, version)
-    return Frame(address, control, data).to_bytes(preamble)
+    parts = (_DI_PARTS.get((di, version))
+        if type(di) is str and type(version) is str else None)
+    if parts is None:
+        parts = _di_parts(di, version)
+    number = parts[2]
+    if number is not None:
+        # Item.encode of a plain number and the frame, inlined for int
+        # and Decimal values in range (anything else: the general path)
+        kind = type(value)
+        integer = None
+        if kind is Decimal:
+            scaled = value.scaleb(number[0])
+            if scaled.is_finite():
+                integer = int(scaled)
+                if scaled != integer:
+                    integer = None
+        elif kind is int:
+            integer = value * number[3]
+        if integer is not None and 0 <= integer < number[1]:
+            head = _ADDRESSES.get(address) if type(address) is str else None
+            if head is None:
+                head = _address_parts(address)
+            payload = bytes.fromhex(number[2] % integer)[::-1].translate(
+                _ADD33)
+            length = number[4]
+            return _FE * preamble + _LAYOUT % (head[2], control, length,
+                parts[3], payload, (head[3] + control + length + parts[4]
+                    + sum(payload)) & 0xFF)
+    entry = parts[1]
+    if entry is None or isinstance(value, (bytes, bytearray)):
+        data = _item_data(di, value, version)
+    else:
+        data = entry.encode(value)
+    return _FE * preamble + _read_body(address, control, parts, data)
 
 
 def read_next_response(address: str, di: str, data: bytes, seq: int, *,

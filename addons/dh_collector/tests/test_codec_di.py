@@ -116,3 +116,76 @@ def test_parse_hex_forms():
     assert bcd.parse_hex('68 25:04-03\n00') == bytes.fromhex('6825040300')
     assert bcd.parse_hex('0x6825') == bytes.fromhex('6825')
     assert bcd.to_hex(b'\x68\x0a') == '68 0A'
+
+
+# --- BCD helpers against their digit-by-digit definitions -------------------
+
+def _bcd_to_int_by_digits(raw, signed=False):
+    negative = bool(signed and raw[-1] & 0x80)
+    if negative:
+        raw = bytes(raw[:-1]) + bytes((raw[-1] & 0x7F,))
+    value = 0
+    for byte in reversed(raw):
+        value = value * 100 + bcd.from_bcd_byte(byte)
+    return -value if negative else value
+
+
+def _outcome(call, *args, **kwargs):
+    try:
+        return 'ok', repr(call(*args, **kwargs))
+    except CodecError as exc:
+        return 'error', exc.reason
+
+
+@pytest.mark.parametrize('signed', (False, True))
+def test_bcd_to_int_every_byte(signed):
+    for byte in range(256):
+        for raw in (bytes((byte,)), bytes((0x12, byte)),
+                bytes((byte, 0x9A, 0x34)), bytearray((0x45, byte))):
+            assert _outcome(bcd.bcd_to_int, raw, signed=signed) == _outcome(
+                _bcd_to_int_by_digits, raw, signed)
+            expected = _outcome(_bcd_to_int_by_digits, raw, signed)
+            if expected[0] == 'ok':
+                number = int(expected[1])
+                assert repr(bcd.bcd_to_decimal(raw, 2, signed=signed)) == (
+                    repr(Decimal(number).scaleb(-2)))
+                assert bcd.bcd_to_decimal(raw, 0, signed=signed) == number
+
+
+def test_int_to_bcd_by_digits():
+    for value in (0, 1, 9, 10, 99, 100, 1234, 799999, 800000, 999999,
+            1000000, -1, -799999, -800000):
+        for signed in (False, True):
+            result = _outcome(bcd.int_to_bcd, value, 3, signed=signed)
+            if result[0] == 'ok':
+                raw = bcd.int_to_bcd(value, 3, signed=signed)
+                assert _bcd_to_int_by_digits(raw, signed) == value
+            else:
+                assert not signed and value < 0 or abs(value) >= (
+                    800000 if signed else 1000000)
+
+
+def test_wire_to_digits_every_byte():
+    for byte in range(256):
+        raw = bytes((0x25, byte, 0xAA))
+        valid = byte == 0xAA or (byte >> 4 < 10 and byte & 15 < 10)
+        if valid:
+            assert bcd.wire_to_digits(raw) == f'AA{byte:02X}25'
+        else:
+            with pytest.raises(CodecError, match=f'0x{byte:02X} is not BCD'):
+                bcd.wire_to_digits(raw)
+
+
+@pytest.mark.parametrize('text, length, wire', [
+    ('00010000', 4, b'\x00\x00\x01\x00'),
+    (' 0001ff00 ', 4, b'\x00\xff\x01\x00'),
+    ('9010', 2, b'\x10\x90'), ('0001000', 4, None), ('000100000', 4, None),
+    ('00 01 00', 4, None), ('0001 000', 4, None), ('000g0000', 4, None),
+    ('0x000100', 4, None), ('000１0000', 4, None), ('', 4, None)])
+def test_hex_to_wire(text, length, wire):
+    for _ in range(2):   # computed, then remembered
+        if wire is None:
+            with pytest.raises(CodecError, match='hex digits'):
+                bcd.hex_to_wire(text, length, 'DI')
+        else:
+            assert bcd.hex_to_wire(text, length, 'DI') == wire

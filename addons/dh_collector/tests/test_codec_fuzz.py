@@ -3,12 +3,15 @@
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from trytond.modules.dh_collector.codec import (
     CodecError, StreamDecoder, auto, cjt188, decode_to_json, dlt645,
     parse_hex)
+from trytond.modules.dh_collector.codec import di as di_registry
 from trytond.modules.dh_collector.codec.auto import PROTOCOLS
+from trytond.modules.dh_collector.codec.dlt645 import Frame
 
 from .test_codec_vectors import VECTORS
 
@@ -147,3 +150,116 @@ def test_cjt188_round_trip(address, flow, when, ser, order):
     assert message.value == flow and message.ser == ser
     assert message.di_order == order
     assert message.fields['time'] == when.isoformat()
+
+
+# --- fast paths agree with the general ones ---------------------------------
+#
+# dlt645.decode reads well-formed 2007 read frames directly; bytearray input
+# (or a vendor) takes the general Frame.from_bytes + parse path. The builders
+# read_request / read_response assemble bytes without a Frame. Each must
+# give exactly what the general path gives: the same Message (repr shows
+# Decimal exponents and value types) or the same CodecError.
+
+def _outcome(call, *args, **kwargs):
+    try:
+        return 'ok', repr(call(*args, **kwargs))
+    except Exception as exc:   # builders given odd values may raise others
+        return type(exc).__name__, str(exc)
+
+
+ADDR = '000102030425'
+
+
+def _general_decode(raw, version=None):
+    return dlt645.decode(bytearray(raw), version)
+
+
+READ_DIS = ('00010000', '00000000', '00010300', '0001FF00', '02020100',
+    '02030000', '02010100', '04000503', '04000401', '0400010C', '00900200',
+    '0E0E0E0E')
+READ_VALUE = st.one_of(
+    st.decimals(min_value=Decimal('-9999999.99'),
+        max_value=Decimal('99999999'), places=2),
+    st.decimals(min_value=-1000, max_value=1000, places=3),
+    st.decimals(min_value=0, max_value=Decimal('1E+9'), places=0),
+    st.integers(-10 ** 9, 10 ** 9),
+    st.sampled_from((Decimal('NaN'), Decimal('-0'), Decimal('1E+30'),
+        Decimal('1.00000000000000000000000001'), True, None, '12.5', 1.5,
+        b'\x12\x34\x56\x78', bytearray(b'\x99\x99'))))
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.one_of(ADDRESS, st.just('AAAAAAAAAAAA'), st.just('12345')),
+    st.sampled_from(READ_DIS), READ_VALUE, st.booleans(),
+    st.integers(0, 4))
+def test_read_response_matches_frame_path(address, di, value, follow_up,
+        preamble):
+    control = 0x91 | (0x20 if follow_up else 0)
+
+    def general():
+        data = dlt645._di_wire(di, '2007')
+        if isinstance(value, (bytes, bytearray)):
+            data += bytes(value)
+        else:
+            data += di_registry.encode_value(di, value)
+        return Frame(address, control, data).to_bytes(preamble)
+
+    assert _outcome(dlt645.read_response, address, di, value,
+        follow_up=follow_up, preamble=preamble) == _outcome(general)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.one_of(ADDRESS, st.just('AAAAAAAAAAAA'), st.just('12'),
+    st.just('12345678901X'), st.just('1234567890123')),
+    st.one_of(st.sampled_from(READ_DIS), st.just('0001000'),
+        st.just('9010')), st.sampled_from(('2007', '1997')))
+def test_read_request_matches_frame_path(address, di, version):
+    def general():
+        function = 0x01 if version == '1997' else 0x11
+        return Frame(address, function, dlt645._di_wire(di, version)
+            ).to_bytes(4)
+
+    for _ in range(2):   # built, then remembered
+        assert _outcome(dlt645.read_request, address, di,
+            version=version) == _outcome(general)
+
+
+BCD_PAYLOAD = st.lists(st.sampled_from([b for b in range(256)
+    if b >> 4 < 10 and b & 15 < 10] + [0x9A, 0xA0, 0xFF]),
+    min_size=1, max_size=8).map(bytes)
+
+
+@FUZZ
+@given(st.one_of(ADDRESS, st.just('AAAAAAAAAAAA')),
+    st.sampled_from(READ_DIS), st.one_of(BCD_PAYLOAD, st.binary(max_size=12)),
+    st.sampled_from((0x11, 0x91, 0xB1, 0xD1, 0x12)), st.integers(0, 4),
+    st.sampled_from((None, '2007', '1997')))
+def test_fast_decode_matches_general_path(address, di, payload, control,
+        preamble, version):
+    raw = Frame(address, control, dlt645._di_wire(di, '2007') + payload
+        ).to_bytes(preamble)
+    assert _outcome(dlt645.decode, raw, version) == _outcome(
+        _general_decode, raw, version)
+
+
+@FUZZ
+@given(mutated(), st.sampled_from((None, '2007', '1997')))
+def test_fast_decode_matches_general_path_mutated(raw, version):
+    assert _outcome(dlt645.decode, raw, version) == _outcome(
+        _general_decode, raw, version)
+
+
+@pytest.mark.parametrize('di', ('00010000', '00000000', '02020100',
+    '02030000', '02010100', '02800002', '03330201'))
+def test_fast_decode_every_top_byte(di):
+    """The value's most significant byte decides BCD validity and, for
+    signed items, the sign: all 256 of them, through both paths."""
+    length = di_registry.lookup(di).length
+    for low in (b'', b'\x00', b'\x99', b'\x9a', b'\x12\x34\x56')[:length]:
+        for top in range(256):
+            payload = (low + bytes(length))[:length - 1] + bytes((top,))
+            for control in (0x91, 0xB1, 0x11):
+                raw = Frame(ADDR, control, dlt645._di_wire(di, '2007')
+                    + payload).to_bytes(4)
+                assert _outcome(dlt645.decode, raw) == _outcome(
+                    _general_decode, raw)
