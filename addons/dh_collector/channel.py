@@ -73,6 +73,12 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
     inter_byte_gap = fields.Float("Inter-byte Gap (s)", required=True)
     retries = fields.Integer("Retries", required=True)
     backoff = fields.Float("Back-off (s)", required=True)
+    modbus_framer = fields.Selection([
+            ('rtu', "RTU over TCP"),
+            ('socket', "Modbus TCP"),
+            ], "Modbus Framing", states={'invisible': Eval('kind') != 'tcp'},
+        help="For Modbus meters: RTU frames through a transparent bridge, "
+        "or a Modbus TCP gateway.")
     plans = fields.Many2Many('dh.channel-dh.read.plan', 'channel', 'plan',
         "Read Plans")
     meters = fields.One2Many('dh.meter', 'bus', "Meters", readonly=True)
@@ -104,6 +110,10 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_kind():
         return 'tcp'
+
+    @staticmethod
+    def default_modbus_framer():
+        return 'rtu'
 
     @staticmethod
     def default_baud():
@@ -201,6 +211,7 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
                     'timeout': channel.timeout,
                     'inter_byte_gap': channel.inter_byte_gap,
                     'retries': channel.retries, 'backoff': channel.backoff,
+                    'modbus_framer': channel.modbus_framer,
                     'collect_requested': channel.collect_requested,
                     'plans': [{'id': p.id, 'registers': list(p.registers),
                             'interval': p.interval}
@@ -208,9 +219,9 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
                     'meters': [{'id': m.id, 'address': m.address,
                             'protocol': m.protocol, 'utility': m.utility,
                             'vendor': m.vendor or 'standard',
-                            'password': m.password or '000000'}
-                        for m in meters
-                        if m.protocol in {'dlt645_2007', 'dlt645_1997',
-                            'cjt188'}],
+                            'password': m.password or '000000',
+                            'modbus_map': m.modbus_map,
+                            'ct': m.ct_ratio or 1, 'pt': m.pt_ratio or 1}
+                        for m in meters],
                     })
         return result

@@ -104,20 +104,35 @@ def channel_spec(data):
         baud=data['baud'], parity=data['parity'],
         registration_id=data['registration_id'], timeout=data['timeout'],
         retries=data['retries'], backoff=data['backoff'],
-        inter_byte_gap=data['inter_byte_gap'])
+        inter_byte_gap=data['inter_byte_gap'],
+        modbus_framer=data.get('modbus_framer'))
 
 
 def meter_targets(data, registers):
     "The channel's meters, each with the due registers it can answer"
+    from .engine.modbus import ModbusTarget
+    from .modbus_maps import MAPS
     targets = []
     for meter in data['meters']:
-        wanted = sorted(set(registers) & UTILITY_REGISTERS.get(
-                meter['utility'], set()) & set(engine.registers_for(
-                    meter['protocol'])))
-        if wanted:
-            targets.append(engine.MeterTarget(meter['id'], meter['address'],
-                    meter['protocol'], wanted, vendor=meter['vendor'],
-                    password=meter['password']))
+        usable = UTILITY_REGISTERS.get(meter['utility'], set())
+        try:
+            if meter['protocol'] == 'modbus':
+                known = set(MAPS[meter['modbus_map']].registers)
+                wanted = sorted(set(registers) & usable & known)
+                if wanted:
+                    targets.append(ModbusTarget(meter['id'],
+                            int(meter['address']), meter['modbus_map'],
+                            wanted, ct=meter['ct'], pt=meter['pt']))
+                continue
+            wanted = sorted(set(registers) & usable & set(
+                    engine.registers_for(meter['protocol'])))
+            if wanted:
+                targets.append(engine.MeterTarget(meter['id'],
+                        meter['address'], meter['protocol'], wanted,
+                        vendor=meter['vendor'], password=meter['password']))
+        except (ValueError, KeyError) as exception:
+            log.error('meter %s left out of the plan: %s', meter['id'],
+                exception)
     return targets
 
 
@@ -291,6 +306,8 @@ def main(argv):
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if options.verbose
         else logging.WARNING, format='%(asctime)s %(name)s %(message)s')
+    # pymodbus logs an ERROR for every silent meter; our rounds report them
+    logging.getLogger('pymodbus').setLevel(logging.CRITICAL)
     spool = options.spool or os.path.join('var', 'spool',
         f'{options.database}.jsonl')
     os.makedirs(os.path.dirname(os.path.abspath(spool)), exist_ok=True)

@@ -1,7 +1,15 @@
 # This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+from decimal import Decimal
+
+from trytond.i18n import gettext
 from trytond.model import ModelView, fields
+from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
+
+from .modbus_maps import MAPS, ModbusMapError, check_ratios
+
+_modbus = {'invisible': Eval('protocol') != 'modbus'}
 
 
 class Meter(metaclass=PoolMeta):
@@ -16,6 +24,40 @@ class Meter(metaclass=PoolMeta):
         help="Password for trip / close (6 digits).")
     commands = fields.One2Many('dh.command', 'meter', "Commands",
         readonly=True)
+    modbus_map = fields.Selection([(None, '')] + [
+            (name, m.title) for name, m in MAPS.items()], "Modbus Map",
+        states={**_modbus, 'required': Eval('protocol') == 'modbus'},
+        help="The register map of the meter model; the meter address is "
+        "its Modbus unit id.")
+    ct_ratio = fields.Numeric("CT Ratio", digits=(16, 4), states=_modbus,
+        help="Current transformer ratio the meter does not apply itself.")
+    pt_ratio = fields.Numeric("PT Ratio", digits=(16, 4), states=_modbus,
+        help="Voltage transformer ratio the meter does not apply itself.")
+
+    @staticmethod
+    def default_ct_ratio():
+        return Decimal(1)
+
+    @staticmethod
+    def default_pt_ratio():
+        return Decimal(1)
+
+    @classmethod
+    def validate_fields(cls, meters, field_names):
+        super().validate_fields(meters, field_names)
+        if field_names & {'protocol', 'modbus_map', 'ct_ratio', 'pt_ratio'}:
+            for meter in meters:
+                if meter.protocol != 'modbus':
+                    continue
+                try:
+                    if not meter.modbus_map:
+                        raise ModbusMapError('no register map')
+                    check_ratios(meter.modbus_map, meter.ct_ratio or 1,
+                        meter.pt_ratio or 1)
+                except ModbusMapError as exception:
+                    raise ValidationError(gettext(
+                            'dh_collector.msg_meter_modbus',
+                            meter=meter.rec_name, error=str(exception)))
 
     @classmethod
     def __setup__(cls):

@@ -12,6 +12,7 @@ import logging
 
 from .dtu import DtuServer
 from .model import RoundStats, utcnow
+from . import modbus
 from .poller import ChannelPoller
 from .spool import Spool, SpoolingSink
 from .transport import SerialTransport, TcpBridgeTransport
@@ -76,11 +77,32 @@ class Collector:
         started = []
         for channel_id, (spec, meters) in wanted.items():
             poller = self.pollers.get(channel_id)
+            try:
+                kind = modbus.poller_kind(meters)
+            except ValueError as exc:
+                log.error('channel %s: %s', channel_id, exc)
+                continue
+            if poller is not None and kind != getattr(poller, 'kind',
+                    'codec'):
+                self.pollers.pop(channel_id)
+                stopped.append(channel_id)
+                poller = None
             if poller is None:
-                self.pollers[channel_id] = ChannelPoller(spec, meters,
-                    self._transport(spec), self.sink, self.commands,
-                    self.clock, on_round=self.on_round,
-                    **self.poller_options)
+                try:
+                    if kind == modbus.MODBUS:
+                        poller = modbus.make_poller(spec, meters, self.sink,
+                            self.commands, self.clock,
+                            on_round=self.on_round, **self.poller_options)
+                    else:
+                        poller = ChannelPoller(spec, meters,
+                            self._transport(spec), self.sink, self.commands,
+                            self.clock, on_round=self.on_round,
+                            **self.poller_options)
+                except ValueError as exc:
+                    log.error('channel %s: %s', channel_id, exc)
+                    continue
+                poller.kind = kind
+                self.pollers[channel_id] = poller
                 started.append(channel_id)
             else:
                 poller.spec = spec

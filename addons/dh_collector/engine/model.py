@@ -48,6 +48,9 @@ class ChannelSpec:
     retries: int = 2
     backoff: float = 0.5
     inter_byte_gap: float = 0.5
+    #: Modbus meters on a 'tcp' channel: 'rtu' (RTU over a transparent
+    #: bridge) or 'socket' (a Modbus TCP gateway)
+    modbus_framer: str | None = None
 
     def __post_init__(self):
         if self.kind not in CHANNEL_KINDS:
@@ -68,7 +71,7 @@ class ChannelSpec:
         """What identifies the physical link: a reload that changes it
         needs a new transport."""
         return (self.kind, self.host, self.port, self.device, self.baud,
-            self.parity, self.registration_id)
+            self.parity, self.registration_id, self.modbus_framer)
 
 
 @dataclass
