@@ -41,6 +41,9 @@ browser:
 	fi
 
 bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	$(VENV)/bin/dh bench codec
+	$(VENV)/bin/dh bench collect
 	$(VENV)/bin/dh bench ingest
 	$(VENV)/bin/dh bench report
 	$(VENV)/bin/dh bench export

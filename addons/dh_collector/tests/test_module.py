@@ -6,7 +6,6 @@ from trytond.modules.company.tests import CompanyTestMixin
 from trytond.modules.dh_metering.tests.tools import create_areas, create_meter
 from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
-from trytond.transaction import Transaction
 
 
 def setup_bus():
