@@ -46,7 +46,8 @@ REGISTER_ZH = {
     'energy_t4': '正向有功谷电能', 'energy_reverse': '反向有功总电能',
     'water_flow': '累计流量', 'ac_runtime': '空调运行时间',
     'ac_capacity': '空调能力档位', 'voltage': '电压', 'current': '电流',
-    'power': '有功功率',
+    'power': '有功功率', 'remaining_energy': '剩余电量',
+    'remaining_money': '剩余金额',
     }
 GRANULARITY_ZH = {'day': '按日', 'month': '按月', 'year': '按年'}
 METER_COLUMNS = [Column('编号'), Column('level1'), Column('level2'),

@@ -35,6 +35,8 @@ REGISTERS = [
     ('voltage', "Voltage"),
     ('current', "Current"),
     ('power', "Active Power"),
+    ('remaining_energy', "Remaining Energy"),
+    ('remaining_money', "Remaining Money"),
     ]
 REGISTER_NAMES = dict(REGISTERS)
 CUMULATIVE = frozenset({

@@ -17,6 +17,9 @@ REGISTERS: dict[str, dict[str, str]] = {
     'current': {DLT645_2007: '02020100', DLT645_1997: 'B621'},
     'power': {DLT645_2007: '02030000', DLT645_1997: 'B630'},
     'water_flow': {CJT188: '901F'},      # cumulative flow, m3
+    # prepaid meters (read by the counter's 读取剩余电量)
+    'remaining_energy': {DLT645_2007: '00900100'},
+    'remaining_money': {DLT645_2007: '00900200'},
     }
 
 #: DL/T645-2007 status word 3 (relay bit 4) read back after trip / close
