@@ -43,20 +43,26 @@ def build(config, database, options):
         pool.init()
     parts = sorted((ep.load() for ep in entry_points(group='dh.demo')),
         key=lambda p: p.sequence)
-    summary = {}
-    with Transaction().start(database, 0, context={'language': 'zh_CN'}):
+    from trytond.modules.dh_collector.collectd import run_in_transaction
+
+    def build_all(pool):
+        summary = {}
         for part in parts:
             summary.update(part.build(vars(options), log) or {})
+        return summary
+    summary = run_in_transaction(database, build_all, pool)
     return summary, parts
 
 
 def context(config, database, db_dir, port):
     "What demo parts get to run their processes"
-    from trytond.transaction import Transaction
+
+    from trytond.modules.dh_collector.collectd import run_in_transaction
+    from trytond.pool import Pool
 
     def in_transaction(func):
-        with Transaction().start(database, 0, context={'language': 'zh_CN'}):
-            return func()
+        return run_in_transaction(database, lambda pool: func(),
+            Pool(database))
     return {'config': config, 'database': database, 'db_dir': db_dir,
         'port': port, 'bin': BIN, 'in_transaction': in_transaction}
 

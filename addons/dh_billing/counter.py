@@ -10,7 +10,6 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.pool import Pool
-from trytond.pyson import Eval
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import rules
@@ -112,8 +111,9 @@ class Counter(Wizard):
 
     def _recharge(self, adjustment):
         Recharge = Pool().get('dh.recharge')
-        Recharge.recharge(self.start.number, self.start.wallet,
-            self.start.amount, channel='counter', meter=self.start.meter,
+        meter = self.record
+        Recharge.recharge(self.start.number, meter.wallet,
+            self.start.amount, channel='counter', meter=meter,
             note=self.start.note, adjustment=adjustment)
         return 'end'
 
@@ -125,7 +125,7 @@ class Counter(Wizard):
 
     def _refund(self, kind):
         Refund = Pool().get('dh.refund')
-        Refund.refund(self.start.number, self.start.wallet, kind=kind,
+        Refund.refund(self.start.number, self.record.wallet, kind=kind,
             amount=self.start.amount, note=self.start.note)
         return 'end'
 
@@ -140,6 +140,6 @@ class Counter(Wizard):
 
     def transition_read_remaining(self):
         Command = Pool().get('dh.command')
-        Command.queue([self.start.meter], 'read',
+        Command.queue([self.record], 'read',
             {'registers': ['remaining_energy']}, reference='counter')
         return 'end'

@@ -84,7 +84,7 @@ class Meter(metaclass=PoolMeta):
 
     # -- consumption billing ------------------------------------------------
     @classmethod
-    def bill(cls, meters):
+    def bill(cls, meters, until=None):
         """Bill every new reading interval of cash-mode meters to their
         wallets, once: a watermark per meter and register records what is
         billed.  Public meters (allocated) and postpaid meters are not
@@ -113,7 +113,7 @@ class Meter(metaclass=PoolMeta):
                     registers = TOU_REGISTERS
             for register in registers:
                 entries, mark = cls._bill_register(cursor, p, meter,
-                    register, tariff, tz)
+                    register, tariff, tz, until)
                 by_wallet[meter.wallet.id].extend(entries)
                 if mark:
                     marks.append((meter.id, register, *mark))
@@ -132,7 +132,8 @@ class Meter(metaclass=PoolMeta):
         return lines
 
     @classmethod
-    def _bill_register(cls, cursor, p, meter, register, tariff, tz):
+    def _bill_register(cls, cursor, p, meter, register, tariff, tz,
+            until=None):
         """(wallet line values, new watermark) for one register; a meter
         without a watermark starts from its latest reading (nothing before
         it is billed: see start_billing)"""
@@ -145,9 +146,15 @@ class Meter(metaclass=PoolMeta):
                 (meter.id, register))
             last = cursor.fetchone()
             return [], (_dt(last[0]), last[1]) if last else None
-        cursor.execute('SELECT read_at, value_e4 FROM dh_reading WHERE '
-            f'meter = {p} AND register = {p} AND read_at > {p} '
-            'ORDER BY read_at', (meter.id, register, mark[0]))
+        if until is None:
+            cursor.execute('SELECT read_at, value_e4 FROM dh_reading WHERE '
+                f'meter = {p} AND register = {p} AND read_at > {p} '
+                'ORDER BY read_at', (meter.id, register, mark[0]))
+        else:
+            cursor.execute('SELECT read_at, value_e4 FROM dh_reading WHERE '
+                f'meter = {p} AND register = {p} AND read_at > {p} '
+                f'AND read_at <= {p} ORDER BY read_at',
+                (meter.id, register, mark[0], until))
         rows = [(_dt(t), v) for t, v in cursor]
         if not rows:
             return [], None

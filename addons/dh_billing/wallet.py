@@ -161,6 +161,11 @@ class Wallet(ModelSQL, ModelView):
             cursor.execute('SELECT balance FROM dh_wallet WHERE id = %s '
                 'FOR UPDATE', (wallet_id,))
         else:
+            # SQLite takes its write lock at the first write of the
+            # transaction (BEGIN IMMEDIATE comes before DML, not SELECT):
+            # write first, so the balance read next cannot be stale
+            cursor.execute(*table.update([table.id], [table.id],
+                    where=table.id == wallet_id))
             cursor.execute(*table.select(table.balance,
                     where=table.id == wallet_id))
         value, = cursor.fetchone()
@@ -253,8 +258,9 @@ class Wallet(ModelSQL, ModelView):
                     (config.prepayment_account, 0, total, wallet.party)]
             move = post_move(config.journal_revenue, date,
                 f'用电/用水 {wallet.code} {date}', entries, wallet.company)
-            Line.write(lines, {'move': move.id})
-            moves.append(move)
+            if move:
+                Line.write(lines, {'move': move.id})
+                moves.append(move)
         return moves
 
     @classmethod
@@ -383,11 +389,14 @@ def post_move(journal, date, description, lines, company):
     pool = Pool()
     Move = pool.get('account.move')
     MoveLine = pool.get('account.move.line')
+    lines = [l for l in lines if l[1] or l[2]]
+    if not lines:
+        return None
     move = Move(journal=journal, date=date, period=_period(company, date),
         description=description, company=company)
     move.lines = [MoveLine(account=account, debit=debit, credit=credit,
             party=party if account.party_required else None)
-        for account, debit, credit, party in lines if debit or credit]
+        for account, debit, credit, party in lines]
     move.save()
     Move.post([move])
     return move
@@ -489,17 +498,18 @@ class Recharge(ModelSQL, ModelView):
             price = meter.unit_price_now()
             purchase = rules.energy_recharge(amount, max(before, 0), price,
                 meter.multiplier)
-            entries.append({'kind': 'energy', 'amount': -purchase.paid,
-                    'energy': Decimal(purchase.kwh), 'unit_price': price,
-                    'meter': meter.id, 'utility': meter.utility,
-                    'reference': number})
+            if purchase.kwh:
+                entries.append({'kind': 'energy', 'amount': -purchase.paid,
+                        'energy': Decimal(purchase.kwh),
+                        'unit_price': price, 'meter': meter.id,
+                        'utility': meter.utility, 'reference': number})
             values.update(meter=meter.id, unit_price=price,
                 multiplier=meter.multiplier, kwh=purchase.kwh,
                 paid=purchase.paid, meter_energy=purchase.meter_energy)
         values['mode'] = mode
         lines = Wallet.post_lines(wallet, entries)
         values['wallet_after'] = lines[-1].balance_after
-        if mode == 'energy':
+        if mode == 'energy' and values.get('kwh'):
             count = (meter.purchase_count or 0) + 1
             Meter.write([meter], {'purchase_count': count})
             command, = Command.queue([meter], 'recharge', {
@@ -534,14 +544,16 @@ class Recharge(ModelSQL, ModelView):
                     self.amount if self.amount > 0 else 0, party),
                 ], company)
         Line = Pool().get('dh.wallet.line')
-        Line.write([lines[0]], {'move': move.id})
-        if self.mode == 'energy':
+        if move:
+            Line.write([lines[0]], {'move': move.id})
+        if self.mode == 'energy' and len(lines) > 1:
             revenue = config.revenue_account(self.meter.utility)
             energy_move = post_move(config.journal_revenue, date,
                 f'购电 {self.number}', [
                     (config.prepayment_account, self.paid, 0, party),
                     (revenue, 0, self.paid, None)], company)
-            Line.write([lines[1]], {'move': energy_move.id})
+            if energy_move:
+                Line.write([lines[1]], {'move': energy_move.id})
         self.move = move
         self.save()
 
@@ -638,9 +650,10 @@ class Refund(ModelSQL, ModelView):
             move = post_move(journal, refund.date.date(), f'退费 {number}', [
                     (config.prepayment_account, amount, 0, wallet.party),
                     (cash, 0, amount, None)], wallet.company)
-            pool.get('dh.wallet.line').write(lines, {'move': move.id})
-            refund.move = move
-            refund.save()
+            if move:
+                pool.get('dh.wallet.line').write(lines, {'move': move.id})
+                refund.move = move
+                refund.save()
         wallet = Wallet(wallet.id)
         if kind == 'full':
             Meter.control_supply(wallet.meters, Decimal(0), Decimal(0),

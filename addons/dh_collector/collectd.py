@@ -32,6 +32,35 @@ UTILITY_REGISTERS = {
     }
 
 
+def run_in_transaction(database, func, pool, readonly=False,
+        context=None):
+    """func(pool) in a transaction, retried as Tryton's own dispatcher does:
+    with the locks a TransactionError asks for, and on a serialisation
+    failure of the database (up to [database] retry times)"""
+    from trytond import backend
+    from trytond.config import config
+    from trytond.transaction import Transaction, TransactionError
+    extras = {}
+    retry = config.getint('database', 'retry')
+    for attempt in range(retry + 1):
+        with Transaction().start(database, 0, readonly=readonly,
+                context=context or {'language': 'zh_CN'},
+                **extras) as transaction:
+            try:
+                return func(pool)
+            except TransactionError as error:
+                transaction.rollback()
+                error.fix(extras)
+                continue
+            except backend.DatabaseOperationalError:
+                transaction.rollback()
+                if attempt >= retry:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+                continue
+    raise RuntimeError(f'transaction not done after {retry + 1} attempts')
+
+
 class Database:
     "Synchronous access to one Tryton database (each call a transaction)"
 
@@ -48,10 +77,7 @@ class Database:
             self.pool.init()
 
     def _run(self, func, readonly=False):
-        from trytond.transaction import Transaction
-        with Transaction().start(self.name, 0, readonly=readonly,
-                context={'language': 'zh_CN'}):
-            return func(self.pool)
+        return run_in_transaction(self.name, func, self.pool, readonly)
 
     def plan(self):
         return self._run(lambda pool: pool.get('dh.channel')

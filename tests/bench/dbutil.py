@@ -113,11 +113,20 @@ def bulk_meters(count, prefix='M'):
                 'closed', True, room.id, room.l1.id, room.l2.id, room.l3.id,
                 room.id, room.l1.name, room.l2.name, room.l3.name, room.name,
                 0, now))
+    columns = ['number', 'name', 'address', 'utility', 'protocol',
+        'multiplier', 'role', 'state', 'relay', 'active', 'area', 'area_l1',
+        'area_l2', 'area_l3', 'area_l4', 'level1', 'level2', 'level3',
+        'level4', 'create_uid', 'create_date']
+    # required fields other modules add (billing)
+    extra = {'billing_mode': 'postpaid', 'control_mode': 'controlled',
+        'purchase_count': 0}
+    extra = {k: v for k, v in extra.items()
+        if k in pool.get('dh.meter')._fields}
+    columns += list(extra)
+    rows = [row + tuple(extra.values()) for row in rows]
     cursor.executemany(
-        'INSERT INTO dh_meter (number, name, address, utility, protocol, '
-        'multiplier, role, state, relay, active, area, area_l1, area_l2, '
-        'area_l3, area_l4, level1, level2, level3, level4, create_uid, '
-        f'create_date) VALUES ({", ".join([p] * 21)})', rows)
+        f'INSERT INTO dh_meter ({", ".join(columns)}) '
+        f'VALUES ({", ".join([p] * len(columns))})', rows)
     cursor.execute('SELECT id FROM dh_meter WHERE number LIKE ' + p +
         ' ORDER BY id', (f'{prefix}%',))
     return [i for i, in cursor]

@@ -9,7 +9,6 @@ from trytond.modules.dh_metering.tests.tools import (
     create_areas, create_meter, utc)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
-from trytond.transaction import Transaction
 
 from .tools import flat_tariff, ledger_balance, setup_accounting
 
@@ -315,6 +314,83 @@ class DhBillingTestCase(CompanyTestMixin, ModuleTestCase):
             self.assertEqual(total, ledger)
             self.assertEqual(total, sum(w.balance
                     for w in Wallet.search([])))
+
+    @with_transaction()
+    def test_random_operations_keep_the_books(self):
+        "Random recharge / consume / refund / subsidy / adjust / reverse "
+        "sequences keep Σ lines = balance = ledger, to the cent"
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+        pool = Pool()
+        Recharge = pool.get('dh.recharge')
+        Refund = pool.get('dh.refund')
+        Wallet = pool.get('dh.wallet')
+        Line = pool.get('dh.wallet.line')
+        company = setup_accounting()
+        counter = iter(range(10 ** 6))
+        with set_company(company):
+            wallet, wallet2, m2001, a, b, public = plaza()
+            state = {'value': D(100), 'hour': 0}
+            ingest([(a.id, 'energy_total', utc(2026, 10, 1), D(100))])
+            operation = st.one_of(
+                st.tuples(st.just('recharge'),
+                    st.decimals('0.01', '500', places=2)),
+                st.tuples(st.just('consume'),
+                    st.decimals('0', '40', places=2)),
+                st.tuples(st.just('refund'),
+                    st.decimals('0.01', '100', places=2)),
+                st.tuples(st.just('subsidy'),
+                    st.decimals('0.01', '20', places=2)),
+                st.tuples(st.just('adjust'),
+                    st.decimals('-20', '20', places=2)),
+                st.tuples(st.just('reverse'), st.just(D(0))),
+                st.tuples(st.just('energy'),
+                    st.decimals('1', '300', places=2)))
+
+            @settings(max_examples=20, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck))
+            @given(st.lists(operation, min_size=1, max_size=12))
+            def run(operations):
+                for kind, amount in operations:
+                    n = next(counter)
+                    balance = Wallet(wallet2.id).balance
+                    if kind == 'recharge':
+                        Recharge.recharge(f'H-{n}', wallet2, amount)
+                    elif kind == 'energy':
+                        Recharge.recharge(f'H-{n}', wallet, amount,
+                            meter=m2001)
+                    elif kind == 'consume':
+                        state['value'] += amount
+                        state['hour'] += 1
+                        ingest([(a.id, 'energy_total', utc(2026, 10, 1)
+                                    + dt.timedelta(hours=state['hour']),
+                                    state['value'])])
+                    elif kind == 'refund' and balance >= amount:
+                        Refund.refund(f'H-{n}', wallet2, 'no_cut', amount)
+                    elif kind == 'subsidy':
+                        Wallet.post_lines(wallet2, [{'kind': 'subsidy',
+                                    'amount': amount}])
+                    elif kind == 'adjust' and amount:
+                        Recharge.recharge(f'H-{n}', wallet2, amount,
+                            note='correction', adjustment=True)
+                    elif kind == 'reverse':
+                        lines = Line.search([('wallet', '=', wallet2.id),
+                                ('kind', '=', 'subsidy')])
+                        done = {l.reversal_of for l in Line.search([
+                                    ('reversal_of', '!=', None)])}
+                        todo = [l for l in lines if l not in done]
+                        if todo:
+                            Line.reverse(todo[:1], 'random')
+                for w in [wallet, wallet2]:
+                    w = Wallet(w.id)
+                    lines = Line.search([('wallet', '=', w.id)])
+                    self.assertEqual(sum((l.amount for l in lines), D(0)),
+                        w.balance)
+                Wallet.cron_post_consumption()
+                total, ledger, unposted, differences = Wallet.reconcile()
+                self.assertEqual((unposted, differences), (0, {}))
+                self.assertEqual(total, ledger)
+            run()
 
 
 del ModuleTestCase

@@ -1,0 +1,13 @@
+"The dh_billing scenario doctests (scenario_*.rst), run through proteus."
+import pytest
+
+import trytond.modules.dh_billing.tests as package
+from trytond.modules.dh_billing.tests.test_scenario import (
+    run_scenario, scenarios)
+
+CASES = scenarios(package.__name__, package.__file__)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[c.id().rsplit('/', 1)[-1] for c in CASES])
+def test_scenario(case):
+    run_scenario(case)
