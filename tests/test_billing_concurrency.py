@@ -67,7 +67,6 @@ def db():
 def test_no_lost_update(db):
     database, company_id, wallet_id = db
     errors = []
-    expected = []
 
     def worker(index):
         rng = random.Random(index)

@@ -261,7 +261,20 @@ class Wallet(ModelSQL, ModelView):
             if move:
                 Line.write(lines, {'move': move.id})
                 moves.append(move)
+        cls.post_draft_moves()
         return moves
+
+    @classmethod
+    def post_draft_moves(cls):
+        "Post (number) the draft moves of recharges and refunds"
+        pool = Pool()
+        Move = pool.get('account.move')
+        Line = pool.get('dh.wallet.line')
+        moves = {l.move for l in Line.search([('move', '!=', None),
+                    ('move.state', '=', 'draft')])}
+        if moves:
+            Move.post(sorted(moves, key=lambda m: m.id))
+        return len(moves)
 
     @classmethod
     def reconcile(cls):
@@ -279,9 +292,9 @@ class Wallet(ModelSQL, ModelView):
             per_party.setdefault(wallet.party.id, Decimal(0))
             per_party[wallet.party.id] += wallet.balance or 0
         ledger = {}
+        # draft moves are in the ledger too (numbered when posted)
         for line in MoveLine.search([
-                    ('account', '=', config.prepayment_account.id),
-                    ('move.state', '=', 'posted')]):
+                    ('account', '=', config.prepayment_account.id)]):
             ledger.setdefault(line.party.id if line.party else None,
                 Decimal(0))
             ledger[line.party.id if line.party else None] += (
@@ -384,8 +397,11 @@ def _period(company, date):
     return Period.find(company, date=date)
 
 
-def post_move(journal, date, description, lines, company):
-    """An account move with lines [(account, debit, credit, party)], posted"""
+def post_move(journal, date, description, lines, company, post=True):
+    """An account move with lines [(account, debit, credit, party)], posted
+    unless ``post`` is False: recharges and refunds leave theirs in draft
+    (in the ledger, numbered when the daily batch posts them) so concurrent
+    payments do not queue on the journal's strict sequence"""
     pool = Pool()
     Move = pool.get('account.move')
     MoveLine = pool.get('account.move.line')
@@ -398,7 +414,8 @@ def post_move(journal, date, description, lines, company):
             party=party if account.party_required else None)
         for account, debit, credit, party in lines]
     move.save()
-    Move.post([move])
+    if post:
+        Move.post([move])
     return move
 
 
@@ -542,7 +559,7 @@ class Recharge(ModelSQL, ModelView):
                 (config.prepayment_account,
                     -self.amount if self.amount < 0 else 0,
                     self.amount if self.amount > 0 else 0, party),
-                ], company)
+                ], company, post=False)
         Line = Pool().get('dh.wallet.line')
         if move:
             Line.write([lines[0]], {'move': move.id})
@@ -551,7 +568,7 @@ class Recharge(ModelSQL, ModelView):
             energy_move = post_move(config.journal_revenue, date,
                 f'购电 {self.number}', [
                     (config.prepayment_account, self.paid, 0, party),
-                    (revenue, 0, self.paid, None)], company)
+                    (revenue, 0, self.paid, None)], company, post=False)
             if energy_move:
                 Line.write([lines[1]], {'move': energy_move.id})
         self.move = move
@@ -649,7 +666,7 @@ class Refund(ModelSQL, ModelView):
                 or config.journal_counter
             move = post_move(journal, refund.date.date(), f'退费 {number}', [
                     (config.prepayment_account, amount, 0, wallet.party),
-                    (cash, 0, amount, None)], wallet.company)
+                    (cash, 0, amount, None)], wallet.company, post=False)
             if move:
                 pool.get('dh.wallet.line').write(lines, {'move': move.id})
                 refund.move = move

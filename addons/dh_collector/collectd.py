@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import signal
 import time
 
@@ -56,7 +57,8 @@ def run_in_transaction(database, func, pool, readonly=False,
                 transaction.rollback()
                 if attempt >= retry:
                     raise
-                time.sleep(0.02 * (attempt + 1))
+                # back off with jitter: contenders must not retry in step
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
                 continue
     raise RuntimeError(f'transaction not done after {retry + 1} attempts')
 
