@@ -158,8 +158,14 @@ class Wallet(ModelSQL, ModelView):
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         if backend.name == 'postgresql':
-            cursor.execute('SELECT balance FROM dh_wallet WHERE id = %s '
-                'FOR UPDATE', (wallet_id,))
+            # Tryton's record lock: the first time it restarts the
+            # transaction with the row locked at its very start, so the
+            # snapshot the balance is read from cannot be older than the
+            # lock (a FOR UPDATE later in a REPEATABLE READ transaction
+            # fails as soon as another payment committed meanwhile)
+            cls.lock([cls(wallet_id)])
+            cursor.execute(*table.select(table.balance,
+                    where=table.id == wallet_id))
         else:
             # SQLite takes its write lock at the first write of the
             # transaction (BEGIN IMMEDIATE comes before DML, not SELECT):

@@ -44,22 +44,23 @@ def run_in_transaction(database, func, pool, readonly=False,
     extras = {}
     retry = config.getint('database', 'retry')
     for attempt in range(retry + 1):
-        with Transaction().start(database, 0, readonly=readonly,
-                context=context or {'language': 'zh_CN'},
-                **extras) as transaction:
-            try:
-                return func(pool)
-            except TransactionError as error:
-                transaction.rollback()
-                error.fix(extras)
-                continue
-            except backend.DatabaseOperationalError:
-                transaction.rollback()
-                if attempt >= retry:
-                    raise
-                # back off with jitter: contenders must not retry in step
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
-                continue
+        try:
+            with Transaction().start(database, 0, readonly=readonly,
+                    context=context or {'language': 'zh_CN'},
+                    **extras) as transaction:
+                try:
+                    return func(pool)
+                except TransactionError as error:
+                    transaction.rollback()
+                    error.fix(extras)
+                    continue
+        except backend.DatabaseOperationalError:
+            # a serialisation failure, or a lock not had at the start of
+            # the transaction: back off with jitter so contenders do not
+            # retry in step
+            if attempt >= retry:
+                raise
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
     raise RuntimeError(f'transaction not done after {retry + 1} attempts')
 
 
