@@ -92,7 +92,7 @@ class Counter(Wizard):
         meter = self.record
         if not meter:
             return {}
-        if not meter.wallet:
+        if not meter.paying_wallet:
             raise BillingError(gettext('dh_billing.msg_meter_no_wallet',
                     meter=meter.rec_name))
         mode = 'energy' if meter.billing_mode == 'energy' else 'cash'
@@ -103,16 +103,16 @@ class Counter(Wizard):
             'level1': meter.level1, 'level2': meter.level2,
             'level3': meter.level3, 'level4': meter.level4,
             'name': meter.name, 'address': meter.address,
-            'wallet': meter.wallet.id, 'mode': mode,
+            'wallet': meter.paying_wallet.id, 'mode': mode,
             'unit_price': meter.unit_price_now(),
             'multiplier': meter.multiplier,
-            'wallet_before': meter.wallet.balance,
+            'wallet_before': meter.paying_wallet.balance,
             }
 
     def _recharge(self, adjustment):
         Recharge = Pool().get('dh.recharge')
         meter = self.record
-        Recharge.recharge(self.start.number, meter.wallet,
+        Recharge.recharge(self.start.number, meter.paying_wallet,
             self.start.amount, channel='counter', meter=meter,
             note=self.start.note, adjustment=adjustment)
         return 'end'
@@ -125,7 +125,7 @@ class Counter(Wizard):
 
     def _refund(self, kind):
         Refund = Pool().get('dh.refund')
-        Refund.refund(self.start.number, self.record.wallet, kind=kind,
+        Refund.refund(self.start.number, self.record.paying_wallet, kind=kind,
             amount=self.start.amount, note=self.start.note)
         return 'end'
 

@@ -12,4 +12,5 @@ class Cron(metaclass=PoolMeta):
                 ('dh.wallet|cron_bill', "Bill Meters (safety net)"),
                 ('dh.wallet|cron_post_consumption',
                     "Post Consumption to Accounting"),
+                ('dh.wallet|cron_subsidy', "Credit Monthly Subsidies"),
                 ])

@@ -66,6 +66,13 @@ class Meter(metaclass=PoolMeta):
     def default_purchase_count():
         return 0
 
+    @property
+    def paying_wallet(self):
+        "A sub meter merged under a master is paid by the master's wallet"
+        if self.master and self.master.wallet:
+            return self.master.wallet
+        return self.wallet
+
     def unit_price_now(self, band='energy_total'):
         if self.unit_price:
             return self.unit_price
@@ -92,7 +99,8 @@ class Meter(metaclass=PoolMeta):
         pool = Pool()
         Wallet = pool.get('dh.wallet')
         meters = [m for m in meters if m.billing_mode == 'cash'
-            and m.wallet and m.role != 'public' and m.wallet.state == 'open'
+            and m.paying_wallet and m.role != 'public'
+            and m.paying_wallet.state == 'open'
             and (m.tariff or m.unit_price)]
         if not meters:
             return []
@@ -114,7 +122,7 @@ class Meter(metaclass=PoolMeta):
             for register in registers:
                 entries, mark = cls._bill_register(cursor, p, meter,
                     register, tariff, tz, until)
-                by_wallet[meter.wallet.id].extend(entries)
+                by_wallet[meter.paying_wallet.id].extend(entries)
                 if mark:
                     marks.append((meter.id, register, *mark))
         for meter_id, register, read_at, value in marks:
@@ -207,8 +215,13 @@ class Meter(metaclass=PoolMeta):
         if not totals:
             return []
         override = meter.unit_price if meter.unit_price else None
-        lines = rules.bill_registers(tariff, {k: rules.energy(v)
-                for k, v in totals.items() if v}, override_price=override)
+        deltas = {k: rules.energy(v) for k, v in totals.items() if v}
+        month_to_date = None
+        if tariff.tiers and not override:
+            month_to_date = max(Decimal(0), cls._month_usage(meter,
+                    register, sequence[-1][0], tz) - sum(deltas.values()))
+        lines = rules.bill_registers(tariff, deltas, override_price=override,
+            month_to_date_kwh=month_to_date)
         end = sequence[-1][0]
         return [{'kind': 'consumption', 'amount': -line.amount,
                 'energy': line.energy, 'unit_price': line.price,
@@ -217,6 +230,19 @@ class Meter(metaclass=PoolMeta):
                 'reference': f'{sequence[0][0]:%Y-%m-%d %H:%M}~'
                 f'{end:%Y-%m-%d %H:%M}'}
             for line in lines if line.amount]
+
+    @classmethod
+    def _month_usage(cls, meter, register, at, tz):
+        "The meter's usage this (local) month, from the monthly aggregate"
+        cursor = Transaction().connection.cursor()
+        p = '%s' if backend.name == 'postgresql' else '?'
+        local = at.replace(tzinfo=UTC).astimezone(tz)
+        month = local.date().replace(day=1)
+        cursor.execute('SELECT usage_e4 FROM dh_usage_month WHERE meter = '
+            f'{p} AND register = {p} AND period = {p}',
+            (meter.id, register, month))
+        row = cursor.fetchone()
+        return Decimal(row[0]) / E4 if row else Decimal(0)
 
     # -- supply control -----------------------------------------------------
     @classmethod
@@ -227,6 +253,8 @@ class Meter(metaclass=PoolMeta):
         open, gets nothing)."""
         pool = Pool()
         Command = pool.get('dh.command')
+        Config = pool.get('dh.billing.configuration')
+        windows, holidays = Config(1).no_cut_windows()
         now = dt.datetime.now(UTC).astimezone(local_timezone()).replace(
             tzinfo=None)
         trip, close = [], []
@@ -237,7 +265,7 @@ class Meter(metaclass=PoolMeta):
                 want_open = meter.control_mode != 'always_on'
             else:
                 want_open = rules.trip_allowed(balance, emergency_credit,
-                    meter.control_mode, now)
+                    meter.control_mode, now, windows, holidays)
                 if meter.control_mode == 'always_on':
                     want_open = False
             if want_open and meter.relay != 'open':
@@ -278,7 +306,9 @@ class Reading(metaclass=PoolMeta):
         ids = sorted({r[0] for r in rows})
         if ids and not Transaction().context.get('dh_no_billing'):
             meters = Meter.search([('id', 'in', ids),
-                    ('billing_mode', '=', 'cash'), ('wallet', '!=', None)])
+                    ('billing_mode', '=', 'cash'),
+                    ['OR', ('wallet', '!=', None),
+                        ('master.wallet', '!=', None)]])
             Meter.bill(meters)
 
 

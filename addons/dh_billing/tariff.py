@@ -50,6 +50,10 @@ class Tariff(DeactivableMixin, ModelSQL, ModelView):
             'required': Eval('kind') == 'tou'})
     bands = fields.One2Many('dh.tariff.band', 'tariff', "Time Bands",
         states={'invisible': Eval('kind') != 'tou'})
+    tiers = fields.One2Many('dh.tariff.tier', 'tariff', "Tiers",
+        states={'invisible': Eval('kind') != 'flat'},
+        help="Monthly cumulative steps (阶梯): up to N kWh at this price; "
+        "the last step without a limit.")
     catalogue_price = fields.Numeric("Catalogue Price", **_price,
         help="The grid's price for this supply: a tariff more than 15 % "
         "above it is flagged (转供电加价上限).")
@@ -68,7 +72,9 @@ class Tariff(DeactivableMixin, ModelSQL, ModelView):
         return rules.Tariff(kind=self.kind, price=self.price,
             tou_prices={b: getattr(self, f'price_{b}') for b, _ in BANDS
                 if getattr(self, f'price_{b}') is not None},
-            bands=[(b.start, b.end, b.band) for b in self.bands])
+            bands=[(b.start, b.end, b.band) for b in self.bands],
+            tiers=[(t.upto, t.price) for t in sorted(self.tiers,
+                    key=lambda t: (t.upto is None, t.upto or 0))])
 
     @classmethod
     def validate(cls, tariffs):
@@ -112,3 +118,20 @@ class TariffBand(ModelSQL, ModelView):
         super().__setup__()
         cls.__access__.add('tariff')
         cls._order.insert(0, ('start', 'ASC'))
+
+
+class TariffTier(ModelSQL, ModelView):
+    "A step of a tiered tariff (阶梯)"
+    __name__ = 'dh.tariff.tier'
+    __string__ = "Tariff Tier"
+    tariff = fields.Many2One('dh.tariff', "Tariff", required=True,
+        ondelete='CASCADE')
+    upto = fields.Numeric("Up to (kWh / month)", digits=(16, 2),
+        help="Empty for the last step.")
+    price = fields.Numeric("Price", digits=(16, 4), required=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('tariff')
+        cls._order.insert(0, ('upto', 'ASC NULLS LAST'))

@@ -57,6 +57,37 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         "Revenue (Electricity)")
     revenue_water = fields.Many2One('account.account', "Revenue (Water)")
     revenue_ac = fields.Many2One('account.account', "Revenue (AC)")
+    no_cut_start = fields.Char("No Cut-off From", help="HH:MM, local time: "
+        "arrears do not cut supply between these hours (e.g. 22:00).")
+    no_cut_end = fields.Char("No Cut-off Until", help="HH:MM (e.g. 07:00).")
+    no_cut_holidays = fields.Text("No Cut-off Days",
+        help="Dates (YYYY-MM-DD), one a line, when arrears do not cut "
+        "supply.")
+
+    def no_cut_windows(self):
+        windows = []
+        if self.no_cut_start and self.no_cut_end:
+            windows.append((self.no_cut_start, self.no_cut_end))
+        holidays = set()
+        for line in (self.no_cut_holidays or '').split():
+            try:
+                holidays.add(dt.date.fromisoformat(line.strip()))
+            except ValueError:
+                continue
+        return windows, holidays
+
+    @classmethod
+    def validate(cls, records):
+        super().validate(records)
+        for record in records:
+            for value in [record.no_cut_start, record.no_cut_end]:
+                if value:
+                    try:
+                        rules.in_no_cut_window(dt.datetime(2000, 1, 1),
+                            [(value, value)])
+                    except ValueError:
+                        raise BillingError(gettext(
+                                'dh_billing.msg_bad_time', value=value))
 
     def revenue_account(self, utility):
         account = {'water': self.revenue_water, 'ac_indoor': self.revenue_ac,
@@ -90,6 +121,12 @@ class Wallet(ModelSQL, ModelView):
             ('closed', "Closed"),
             ], "State", readonly=True, required=True)
     meters = fields.One2Many('dh.meter', 'wallet', "Meters", readonly=True)
+    monthly_subsidy = fields.Numeric("Monthly Subsidy", **_money,
+        help="Credited every month on the settlement day (月补).")
+    settlement_day = fields.Integer("Settlement Day",
+        domain=['OR', ('settlement_day', '=', None),
+            [('settlement_day', '>=', 1), ('settlement_day', '<=', 28)]])
+    last_subsidy = fields.Date("Last Subsidy", readonly=True)
     lines = fields.One2Many('dh.wallet.line', 'wallet', "Lines",
         readonly=True)
 
@@ -214,19 +251,55 @@ class Wallet(ModelSQL, ModelView):
 
     @classmethod
     def check_arrears(cls, wallets):
-        "Queue trips / closes for the wallets' meters as their balance says"
+        """Queue trips / closes for the meters the wallets pay for (their
+        own and the sub meters merged under them) as the balance says"""
         pool = Pool()
         Meter = pool.get('dh.meter')
         for wallet in cls.browse([w.id for w in wallets]):
-            Meter.control_supply(wallet.meters, wallet.balance,
+            Meter.control_supply(wallet.paid_meters(), wallet.balance,
                 wallet.emergency_credit)
+
+    def paid_meters(self):
+        "The wallet's meters and the sub meters merged into them (合并)"
+        Meter = Pool().get('dh.meter')
+        meters = list(self.meters)
+        if meters:
+            meters += Meter.search([('master', 'in', [m.id for m in meters]),
+                    ('id', 'not in', [m.id for m in meters])])
+        return meters
+
+    @classmethod
+    def cron_subsidy(cls, date=None):
+        "Credit the monthly subsidies due on their settlement day"
+        date = date or dt.date.today()
+        done = []
+        for wallet in cls.search([('monthly_subsidy', '>', 0),
+                    ('state', '=', 'open')]):
+            day = wallet.settlement_day or 1
+            if date.day < day:
+                continue
+            if wallet.last_subsidy and (wallet.last_subsidy.year,
+                    wallet.last_subsidy.month) == (date.year, date.month):
+                continue
+            cls.post_lines(wallet, [{'kind': 'subsidy',
+                        'amount': wallet.monthly_subsidy,
+                        'reference': f'{date:%Y-%m}',
+                        'description': gettext(
+                            'dh_billing.msg_subsidy_line',
+                            month=f'{date:%Y-%m}')}])
+            cls.write([wallet], {'last_subsidy': date})
+            done.append(wallet)
+        if done:
+            cls.check_arrears(done)
+        return done
 
     @classmethod
     def cron_bill(cls):
         "Safety net: bill every cash-mode meter that has a wallet"
         Meter = Pool().get('dh.meter')
         return len(Meter.bill(Meter.search([('billing_mode', '=', 'cash'),
-                        ('wallet', '!=', None)])))
+                        ['OR', ('wallet', '!=', None),
+                            ('master.wallet', '!=', None)]])))
 
     @classmethod
     def cron_post_consumption(cls, until=None):

@@ -232,13 +232,22 @@ class ExportJob(ModelSQL, ModelView):
         return 0
 
     @classmethod
+    def report_spec(cls, report, criteria):
+        "Other modules add reports here (see report_spec())"
+        return report_spec(report, criteria)
+
+    @classmethod
+    def report_title(cls, report):
+        return REPORT_TITLES.get(report, report)
+
+    @classmethod
     def create_job(cls, report, criteria):
         "Record and queue an export; returns the job"
         # fail early on bad criteria, in the request
-        report_spec(report, criteria)
+        cls.report_spec(report, criteria)
         job = cls(report=report, criteria=json.dumps(criteria, default=str),
             user=Transaction().user or None,
-            title=REPORT_TITLES.get(report, report))
+            title=cls.report_title(report))
         job.save()
         with Transaction().set_context(queue_name='dh_export'):
             cls.__queue__.run([job])
@@ -281,7 +290,7 @@ class ExportJob(ModelSQL, ModelView):
         pool = Pool()
         transaction = Transaction()
         (model, context, domain, order, columns, fields_, row,
-            pairs) = report_spec(self.report, criteria)
+            pairs) = self.report_spec(self.report, criteria)
         Model = pool.get(model)
         with transaction.set_context(**context):
             # ids straight from the query: browsing 100,000 records costs
@@ -291,7 +300,7 @@ class ExportJob(ModelSQL, ModelView):
             ids = [i for i, in cursor]
         total = len(ids)
         self._set_progress(0, total)
-        title = criteria_title(REPORT_TITLES[self.report], pairs)
+        title = criteria_title(self.report_title(self.report), pairs)
 
         read = self._reader(Model, fields_)
 
@@ -309,7 +318,7 @@ class ExportJob(ModelSQL, ModelView):
             self._set_progress(count, total)
 
         output = io.BytesIO()
-        count = write_xlsx(output, REPORT_TITLES[self.report], title,
+        count = write_xlsx(output, self.report_title(self.report), title,
             columns, rows(), progress=progress, progress_every=PAGE)
         return output.getvalue(), count
 

@@ -392,5 +392,116 @@ class DhBillingTestCase(CompanyTestMixin, ModuleTestCase):
                 self.assertEqual(total, ledger)
             run()
 
+    @with_transaction()
+    def test_merged_subs_subsidy_windows_tiers(self):
+        "Merged sub meters bill the master's wallet and are cut with it; "
+        "monthly subsidies; no-cut windows; tiered prices"
+        pool = Pool()
+        Recharge = pool.get('dh.recharge')
+        Wallet = pool.get('dh.wallet')
+        Meter = pool.get('dh.meter')
+        Command = pool.get('dh.command')
+        Config = pool.get('dh.billing.configuration')
+        Tariff = pool.get('dh.tariff')
+        company = setup_accounting()
+        with set_company(company):
+            wallet, wallet2, m2001, a, b, public = plaza()
+            master = create_meter(a.area, '210', '瀚15#601主', '15085999',
+                role='master', tariff=a.tariff.id, wallet=wallet2.id)
+            sub = create_meter(a.area, '211', '瀚15#601D', '15085998',
+                tariff=a.tariff.id)
+            Meter.do_merge([sub], master)
+            Meter.write([sub, master, a, b], {'relay': 'closed'})
+            Recharge.recharge('M-1', wallet2, D('5.00'))
+            # the first reading is the baseline
+            ingest([(sub.id, 'energy_total', utc(2026, 11, 1, 1), D(10))])
+            ingest([(sub.id, 'energy_total', utc(2026, 11, 1, 2), D(15))])
+            # 5 kWh × 1.2 on the master's wallet: −1.00 → all cut
+            self.assertEqual(Wallet(wallet2.id).balance, D('-1.00'))
+            trips = {c.meter for c in Command.search([('kind', '=', 'trip')])}
+            self.assertIn(sub, trips)
+            self.assertIn(master, trips)
+
+            # monthly subsidy on the settlement day, once a month
+            Wallet.write([wallet2], {'monthly_subsidy': D('8.00'),
+                    'settlement_day': 5})
+            self.assertEqual(Wallet.cron_subsidy(dt.date(2026, 11, 4)), [])
+            self.assertEqual(len(Wallet.cron_subsidy(dt.date(2026, 11, 5))),
+                1)
+            self.assertEqual(Wallet.cron_subsidy(dt.date(2026, 11, 20)), [])
+            self.assertEqual(Wallet(wallet2.id).balance, D('7.00'))
+
+            # a no-cut window covering all day: arrears do not cut
+            Config.write([Config(1)], {'no_cut_start': '00:00',
+                    'no_cut_end': '00:00'})
+            Command.write(Command.search([]), {'state': 'failed'})
+            Meter.write([sub, master, a, b], {'relay': 'closed'})
+            ingest([(sub.id, 'energy_total', utc(2026, 11, 1, 3), D(30))])
+            self.assertLess(Wallet(wallet2.id).balance, 0)
+            self.assertFalse(Command.search([('kind', '=', 'trip'),
+                        ('state', '=', 'queued')]))
+
+            # tiers: 10 kWh at 0.5 then 1.0 (monthly cumulative)
+            tiered, = Tariff.create([{'name': '阶梯', 'kind': 'flat',
+                        'price': D('0.5'), 'tiers': [('create', [
+                                    {'upto': D(10), 'price': D('0.5')},
+                                    {'upto': None, 'price': D('1.0')}])]}])
+            Meter.write([a], {'tariff': tiered.id})
+            before = Wallet(wallet2.id).balance
+            ingest([(a.id, 'energy_total', utc(2026, 11, 2, 1), D(100))])
+            Meter.start_billing([Meter(a.id)], utc(2026, 11, 2, 1))
+            ingest([(a.id, 'energy_total', utc(2026, 11, 2, 2), D(108))])
+            ingest([(a.id, 'energy_total', utc(2026, 11, 2, 3), D(114))])
+            # 8 at 0.5, then 2 at 0.5 + 4 at 1.0
+            self.assertEqual(Wallet(wallet2.id).balance,
+                before - D('4.00') - D('5.00'))
+
+    @with_transaction()
+    def test_statement_and_reconcile_reports(self):
+        "Statements and the recharge history export to Excel; the "
+        "reconciliation report lists energy differences"
+        import io
+        import openpyxl
+        pool = Pool()
+        Recharge = pool.get('dh.recharge')
+        Job = pool.get('dh.export.job')
+        Command = pool.get('dh.command')
+        Meter = pool.get('dh.meter')
+        company = setup_accounting()
+        with set_company(company):
+            wallet, wallet2, m2001, a, b, public = plaza()
+            Recharge.recharge('S-1', wallet2, D('30.00'))
+            ingest([(a.id, 'energy_total', utc(2026, 11, 1, 1), D(10))])
+            ingest([(a.id, 'energy_total', utc(2026, 11, 1, 2), D(12))])
+            job = Job.create_job('statement', {'wallet': wallet2.id,
+                    'meter': a.id, 'meter_name': a.name})
+            Job.run([job])
+            job = Job(job.id)
+            self.assertEqual((job.state, job.rows), ('done', 1), job.error)
+            sheet = openpyxl.load_workbook(io.BytesIO(job.file)).active
+            self.assertEqual(sheet['A2'].value, '时间')
+            self.assertEqual((sheet['B3'].value, sheet['E3'].value,
+                    sheet['G3'].value), ('消费', 2, -2.4))
+            job = Job.create_job('recharges', {})
+            Job.run([job])
+            job = Job(job.id)
+            self.assertEqual((job.state, job.rows), ('done', 1), job.error)
+
+            # energy mode: 100 kWh delivered, the meter says 50 left after
+            # 10 used → 40 kWh unexplained
+            r = Recharge.recharge('S-2', wallet, D('120.00'), meter=m2001)
+            Command.report(r.command.id, 'sent')
+            Command.report(r.command.id, 'confirmed')
+            ingest([(m2001.id, 'energy_total', dt.datetime.now()
+                        - dt.timedelta(hours=1), D(0)),
+                    (m2001.id, 'energy_total', dt.datetime.now()
+                        + dt.timedelta(minutes=1), D(10)),
+                    (m2001.id, 'remaining_energy', dt.datetime.now()
+                        + dt.timedelta(minutes=1), D(50))])
+            self.assertEqual(Meter(m2001.id).remaining, D(50))
+            from ..statement import energy_differences
+            (meter, expected, remaining), = energy_differences()
+            self.assertEqual((meter, expected), (m2001, D('90.00')))
+
 
 del ModuleTestCase
