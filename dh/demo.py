@@ -49,6 +49,9 @@ def build(config, database, options):
         summary = {}
         for part in parts:
             summary.update(part.build(vars(options), log) or {})
+        for part in parts:
+            if hasattr(part, 'counts'):
+                summary.update(part.counts())
         return summary
     summary = run_in_transaction(database, build_all, pool)
     return summary, parts

@@ -55,7 +55,13 @@ class DemoPart:
             meters = cls.build_plaza(scale, log)
             cls.build_readings(meters, days, log)
             cls.assign_users()
+        return summary
+
+    @classmethod
+    def counts(cls):
+        "The summary counts, taken once every part has built"
         cursor = Transaction().connection.cursor()
+        summary = {}
         for name, table in [('areas', 'dh_area'), ('meters', 'dh_meter'),
                 ('readings', 'dh_reading'), ('tenants', 'party_party')]:
             cursor.execute(f'SELECT COUNT(*) FROM {table}')

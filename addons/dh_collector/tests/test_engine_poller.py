@@ -42,7 +42,10 @@ def test_register_map():
     assert di_for('voltage', 'dlt645_1997') == 'B611'
     assert di_for('water_flow', 'cjt188') == '901F'
     assert registers_for('cjt188') == ['water_flow']
-    assert set(registers_for('dlt645_2007')) == set(ELECTRIC)
+    assert set(registers_for('dlt645_2007')) == set(ELECTRIC) | {
+        'remaining_energy', 'remaining_money'}
+    assert di_for('remaining_energy', 'dlt645_2007') == '00900100'
+    assert 'remaining_energy' not in registers_for('dlt645_1997')
     with pytest.raises(ValueError, match='cannot be read'):
         di_for('water_flow', 'dlt645_2007')
     with pytest.raises(ValueError, match='unknown register'):
