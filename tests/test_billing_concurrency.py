@@ -5,9 +5,7 @@ PostgreSQL; fewer on SQLite, where writers queue on the database lock."""
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from decimal import Decimal
 
@@ -15,10 +13,10 @@ import pytest
 
 from trytond.modules.dh_collector import collectd
 
-BIN = os.path.dirname(sys.executable)
-PG = os.environ.get('DH_BACKEND') == 'postgresql'
-PG_URI = os.environ.get('TRYTOND_DATABASE_URI',
-    'postgresql://postgres@127.0.0.1:5432/')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtools  # noqa: E402
+
+PG = dbtools.PG
 NAME = 'dh_billing_conc'
 THREADS = 8
 OPERATIONS = 200 if PG else 25
@@ -26,27 +24,7 @@ OPERATIONS = 200 if PG else 25
 
 @pytest.fixture(scope='module')
 def db():
-    folder = tempfile.mkdtemp(prefix='dhbill')
-    config = os.path.join(folder, 'trytond.conf')
-    if PG:
-        import psycopg
-        with psycopg.connect(PG_URI + 'postgres', autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{NAME}"')
-            conn.execute(f'CREATE DATABASE "{NAME}"')
-        uri = PG_URI
-    else:
-        open(os.path.join(folder, f'{NAME}.sqlite'), 'a').close()
-        uri = 'sqlite://'
-    with open(config, 'w') as handle:
-        handle.write(f'[database]\nuri = {uri}\npath = {folder}\n'
-            'retry = 20\n')
-    with open(os.path.join(folder, 'pw'), 'w') as handle:
-        handle.write('admin-Secret-123')
-    subprocess.run([os.path.join(BIN, 'trytond-admin'), '-c', config, '-d',
-            NAME, '-u', 'dh_billing', '--activate-dependencies', '--email',
-            'a@example.com'], check=True, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, TRYTONPASSFILE=os.path.join(folder, 'pw')))
+    folder, config = dbtools.create(NAME, 'dh_billing', 'retry = 20\n')
     database = collectd.Database(config, NAME)
 
     def setup(pool):

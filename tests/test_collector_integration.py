@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from decimal import Decimal
@@ -16,11 +15,11 @@ import pytest
 from trytond.modules.dh_collector import collectd, engine
 from trytond.modules.dh_collector.simulator import Bank, MeterSpec, SimOptions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-PG = os.environ.get('DH_BACKEND') == 'postgresql'
-PG_URI = os.environ.get('TRYTOND_DATABASE_URI',
-    'postgresql://postgres@127.0.0.1:5432/')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtools  # noqa: E402
+
+PG = dbtools.PG
+PG_URI = dbtools.PG_URI
 NAME = 'dh_collect_it'
 ADDRESSES = [f'{15085380 + i:012d}' for i in range(6)]
 WATER = '14000000000501'
@@ -29,26 +28,7 @@ OFFLINE = '000099999999'   # configured, but no such meter on the bus
 
 @pytest.fixture(scope='module')
 def database():
-    folder = tempfile.mkdtemp(prefix='dhcollect')
-    config = os.path.join(folder, 'trytond.conf')
-    if PG:
-        import psycopg
-        with psycopg.connect(PG_URI + 'postgres', autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{NAME}"')
-            conn.execute(f'CREATE DATABASE "{NAME}"')
-        uri = PG_URI
-    else:
-        open(os.path.join(folder, f'{NAME}.sqlite'), 'a').close()
-        uri = 'sqlite://'
-    with open(config, 'w') as handle:
-        handle.write(f'[database]\nuri = {uri}\npath = {folder}\n')
-    with open(os.path.join(folder, 'pw'), 'w') as handle:
-        handle.write('admin-Secret-123')
-    subprocess.run([os.path.join(BIN, 'trytond-admin'), '-c', config, '-d',
-            NAME, '-u', 'dh_collector', '--activate-dependencies', '--email',
-            'a@example.com'], check=True, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, TRYTONPASSFILE=os.path.join(folder, 'pw')))
+    folder, config = dbtools.create(NAME, 'dh_collector')
     db = collectd.Database(config, NAME)
 
     def setup(pool):

@@ -95,6 +95,13 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
             utility) or self.revenue_electricity
         return account
 
+    def payment_accounts(self, channel):
+        "(cash or bank account, journal) of a payment channel"
+        return (getattr(self, f'cash_account_{channel}', None)
+            or self.cash_account_counter,
+            getattr(self, f'journal_{channel}', None)
+            or self.journal_counter)
+
     def check(self):
         if not (self.prepayment_account and self.journal_revenue
                 and self.revenue_electricity and self.cash_account_counter
@@ -621,10 +628,7 @@ class Recharge(ModelSQL, ModelView):
 
     def _post(self, lines, config):
         "Dr cash (journal of the channel) / Cr prepayments (party)"
-        cash = getattr(config, f'cash_account_{self.channel}') \
-            or config.cash_account_counter
-        journal = getattr(config, f'journal_{self.channel}') \
-            or config.journal_counter
+        cash, journal = config.payment_accounts(self.channel)
         if self.mode == 'adjustment':
             # an adjustment is no cash: it corrects what was billed
             cash = config.revenue_electricity
@@ -739,10 +743,7 @@ class Refund(ModelSQL, ModelView):
                     'date': dt.datetime.now(),
                     'user': Transaction().user or None}])
         if amount:
-            cash = getattr(config, f'cash_account_{channel}') \
-                or config.cash_account_counter
-            journal = getattr(config, f'journal_{channel}') \
-                or config.journal_counter
+            cash, journal = config.payment_accounts(channel)
             move = post_move(journal, refund.date.date(), f'退费 {number}', [
                     (config.prepayment_account, amount, 0, wallet.party),
                     (cash, 0, amount, None)], wallet.company, post=False)
