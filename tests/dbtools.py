@@ -19,6 +19,9 @@ def create(name, module, extra_config=''):
     if PG:
         import psycopg
         with psycopg.connect(PG_URI + 'postgres', autocommit=True) as conn:
+            # sessions left by an earlier run that was killed
+            conn.execute('SELECT pg_terminate_backend(pid) FROM '
+                'pg_stat_activity WHERE datname = %s', (name,))
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         uri = PG_URI

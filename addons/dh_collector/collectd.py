@@ -33,6 +33,15 @@ UTILITY_REGISTERS = {
     }
 
 
+def _conflict(error):
+    "Is this error a conflict between transactions (worth a retry)?"
+    sqlstate = getattr(error, 'sqlstate', None)
+    if sqlstate:
+        # serialization_failure, deadlock_detected, lock_not_available
+        return sqlstate in {'40001', '40P01', '55P03'}
+    return 'locked' in str(error) or 'busy' in str(error)
+
+
 def run_in_transaction(database, func, pool, readonly=False,
         context=None):
     """func(pool) in a transaction, retried as Tryton's own dispatcher does:
@@ -54,11 +63,12 @@ def run_in_transaction(database, func, pool, readonly=False,
                     transaction.rollback()
                     error.fix(extras)
                     continue
-        except backend.DatabaseOperationalError:
+        except backend.DatabaseOperationalError as error:
             # a serialisation failure, or a lock not had at the start of
             # the transaction: back off with jitter so contenders do not
-            # retry in step
-            if attempt >= retry:
+            # retry in step; anything else (the database is down) is for
+            # the caller (the collector spools)
+            if attempt >= retry or not _conflict(error):
                 raise
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
     raise RuntimeError(f'transaction not done after {retry + 1} attempts')
