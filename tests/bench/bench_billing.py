@@ -30,10 +30,12 @@ def run(args):
     from trytond.modules.company.tests import set_company
     from trytond.modules.dh_billing.tests.tools import (
         flat_tariff, setup_accounting)
+    from trytond.modules.dh_collector.collectd import run_in_transaction
     t0 = time.perf_counter()
+    company_id = run_in_transaction(name,
+        lambda pool: setup_accounting().id, pool)
     with Transaction().start(name, 0) as transaction:
-        company = setup_accounting()
-        company_id = company.id
+        company = pool.get('company.company')(company_id)
         with set_company(company):
             meters = dbutil.bulk_meters(options.meters)
             tariff = flat_tariff('1.2')
