@@ -45,15 +45,21 @@ def build(config, database, options):
         key=lambda p: p.sequence)
     from trytond.modules.dh_collector.collectd import run_in_transaction
 
-    def build_all(pool):
-        summary = {}
-        for part in parts:
-            summary.update(part.build(vars(options), log) or {})
+    # one transaction per part (parts are idempotent): a lock Tryton asks
+    # for restarts that part only, not the whole plaza
+    summary = {}
+    for part in parts:
+        summary.update(run_in_transaction(database,
+                lambda pool, part=part: part.build(vars(options), log) or {},
+                pool))
+
+    def counts(pool):
+        result = {}
         for part in parts:
             if hasattr(part, 'counts'):
-                summary.update(part.counts())
-        return summary
-    summary = run_in_transaction(database, build_all, pool)
+                result.update(part.counts())
+        return result
+    summary.update(run_in_transaction(database, counts, pool))
     return summary, parts
 
 
