@@ -176,7 +176,7 @@ class DemoPart:
         rng.shuffle(free_tenants)
 
         meters = []
-        number = 1000
+        number = 10000     # five digits: the product's meter 2001 stays free
         for path, (kind, abbr) in sorted(tree.items()):
             room = areas[path]
             if kind == 'res':
