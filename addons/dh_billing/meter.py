@@ -132,9 +132,13 @@ class Meter(metaclass=PoolMeta):
                 f'read_at, value_e4) VALUES ({p}, {p}, {p}, {p})',
                 (meter_id, register, read_at, value))
         lines = []
-        for wallet_id, entries in by_wallet.items():
-            if entries:
-                lines += Wallet.post_lines(Wallet(wallet_id), entries)
+        paying = [w for w, entries in by_wallet.items() if entries]
+        if paying and backend.name == 'postgresql':
+            # all the wallets at once: one transaction restart at most
+            Wallet.lock(Wallet.browse(paying))
+        for wallet_id in paying:
+            lines += Wallet.post_lines(Wallet(wallet_id),
+                by_wallet[wallet_id])
         if by_wallet:
             Wallet.check_arrears(Wallet.browse(list(by_wallet)))
         return lines
