@@ -13,8 +13,9 @@ from .bcd import (
     bcd_to_decimal, checksum, decimal_to_bcd, decode_datetime,
     digits_to_wire, encode_datetime, iso_datetime, normalize_digits,
     wire_to_digits)
-from .errors import AbnormalReply, CodecError
-from .framing import BAD, END, NEED, NOISE, OK, PREAMBLE, START, scan
+from .errors import CodecError
+from .framing import (
+    BAD, END, NEED, NOISE, OK, PREAMBLE, START, MessageBase, scan)
 from .vendors import BIG, LITTLE, get_vendor
 
 ADDRESS_LEN = 7
@@ -214,7 +215,7 @@ def decode_stream(buffer, on_reject=None):
 # --- messages ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Message:
+class Message(MessageBase):
     frame: Frame
     command: str
     di: str | None = None
@@ -227,37 +228,9 @@ class Message:
     error_reasons: tuple = ()
 
     @property
-    def address(self) -> str:
-        return self.frame.address
-
-    @property
     def meter_type(self) -> int:
         return self.frame.meter_type
 
-    @property
-    def control(self) -> int:
-        return self.frame.control
-
-    @property
-    def direction(self) -> str:
-        return self.frame.direction
-
-    @property
-    def is_response(self) -> bool:
-        return self.frame.is_response
-
-    @property
-    def error(self) -> str | None:
-        if self.error_code is None:
-            return None
-        return '; '.join(self.error_reasons)
-
-    def raise_for_error(self) -> 'Message':
-        if self.error_code is not None:
-            raise AbnormalReply(f'meter {self.address} refused '
-                f'{self.command}: {self.error}', self.error_code,
-                self.error_reasons)
-        return self
 
 
 def read_di(raw: bytes) -> tuple[str, str]:

@@ -21,8 +21,9 @@ from .bcd import (
     ADDRESS_BYTES, bcd_byte, bcd_fields, checksum, decode_datetime,
     digits_to_wire, encode_datetime, hex_to_wire, iso_datetime,
     normalize_digits, wire_to_digits, wire_to_hex)
-from .errors import AbnormalReply, CodecError
-from .framing import BAD, END, NEED, NOISE, OK, PREAMBLE, START, scan
+from .errors import CodecError
+from .framing import (
+    BAD, END, NEED, NOISE, OK, PREAMBLE, START, MessageBase, scan)
 from .vendors import BIG, get_vendor
 
 V2007 = '2007'
@@ -312,7 +313,7 @@ def decode_stream(buffer, on_reject=None):
 # --- messages ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Message:
+class Message(MessageBase):
     """What a frame means."""
     frame: Frame
     version: str
@@ -326,37 +327,9 @@ class Message:
     error_reasons: tuple = ()
 
     @property
-    def address(self) -> str:
-        return self.frame.address
-
-    @property
-    def control(self) -> int:
-        return self.frame.control
-
-    @property
-    def direction(self) -> str:
-        return self.frame.direction
-
-    @property
-    def is_response(self) -> bool:
-        return self.frame.is_response
-
-    @property
     def has_follow_up(self) -> bool:
         return self.frame.has_follow_up
 
-    @property
-    def error(self) -> str | None:
-        if self.error_code is None:
-            return None
-        return '; '.join(self.error_reasons)
-
-    def raise_for_error(self) -> 'Message':
-        if self.error_code is not None:
-            raise AbnormalReply(f'meter {self.address} refused '
-                f'{self.command}: {self.error}', self.error_code,
-                self.error_reasons)
-        return self
 
 
 def _message(frame, version, command, di=None, payload=b'', seq=None,

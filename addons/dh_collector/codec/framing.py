@@ -77,3 +77,39 @@ class StreamDecoder:
     def reset(self):
         self.buffer.clear()
         self.rejected.clear()
+
+
+class MessageBase:
+    """What a decoded DL/T645 or CJ/T188 message shares: the frame's
+    address, control and direction, and its abnormal-reply error"""
+    __slots__ = ()
+
+    @property
+    def address(self) -> str:
+        return self.frame.address
+
+    @property
+    def control(self) -> int:
+        return self.frame.control
+
+    @property
+    def direction(self) -> str:
+        return self.frame.direction
+
+    @property
+    def is_response(self) -> bool:
+        return self.frame.is_response
+
+    @property
+    def error(self):
+        if self.error_code is None:
+            return None
+        return '; '.join(self.error_reasons)
+
+    def raise_for_error(self):
+        if self.error_code is not None:
+            from .errors import AbnormalReply
+            raise AbnormalReply(f'meter {self.address} refused '
+                f'{self.command}: {self.error}', self.error_code,
+                self.error_reasons)
+        return self
