@@ -364,17 +364,7 @@ class ModbusChannelPoller(ChannelPoller):
         readings = [Reading(meter.id, name, read_at[name], values[name])
             for name in names if name in values]
         errors = {name: errors[name] for name in names if name in errors}
-        now = self.clock()
-        if answered:
-            health.last_success = now
-            health.consecutive_failures = 0
-        else:
-            health.last_failure = now
-            health.consecutive_failures += 1
-        if errors:
-            health.last_error = next(iter(errors.values()))
-            if answered:
-                health.last_failure = now
+        self._record_health(health, answered, errors)
         return readings, errors
 
     async def run_round(self):

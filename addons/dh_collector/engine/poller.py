@@ -232,6 +232,11 @@ class ChannelPoller(CommandsMixin):
                 continue
             readings.append(reading)
             answered = True
+        self._record_health(health, answered, errors)
+        return readings, errors
+
+    def _record_health(self, health, answered, errors):
+        "A meter's health after reading it: answered or not, and errors"
         now = self.clock()
         if answered:
             health.last_success = now
@@ -243,7 +248,6 @@ class ChannelPoller(CommandsMixin):
             health.last_error = next(iter(errors.values()))
             if answered:
                 health.last_failure = now
-        return readings, errors
 
     async def _deliver(self, readings, stats):
         if not readings:
