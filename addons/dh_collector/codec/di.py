@@ -16,8 +16,8 @@ from functools import lru_cache
 from decimal import Decimal
 
 from .bcd import (
-    bcd_to_decimal, decimal_to_bcd, decode_datetime, digits_to_wire,
-    encode_datetime, iso_datetime, wire_to_digits)
+    bcd_byte, bcd_to_decimal, decimal_to_bcd, decode_datetime, digits_to_wire,
+    encode_datetime, from_bcd_byte, iso_datetime, wire_to_digits)
 from .errors import CodecError
 
 # kinds of item
@@ -29,6 +29,9 @@ DATETIME = 'datetime'  # YYMMDDWWhhmmss
 STATUS3 = 'status3'    # status word 3, bits decoded
 WORD = 'word'          # binary word, little endian
 PURCHASE = 'purchase'  # vendor recharge: count NNNNNNNN + amount XXXXXX.XX
+BANDS = 'bands'        # time-of-day power limits: n x (hhmm XX.XXXX kW)
+LOAD_EVENT = 'load_event'    # a load-protection record (安全用电 报警记录)
+LOAD_STATUS = 'load_status'  # load-protection state: flags + trip counts
 
 _WIRE_LAYOUT = {
     DATE: 'WWDDMMYY',
@@ -55,6 +58,8 @@ class Item:
     def decode(self, raw: bytes):
         """Wire bytes (already −0x33) to a value: ``Decimal``/``int`` for
         numbers, ``str`` for digits, ``dict`` for composite items."""
+        if self.kind == BANDS:      # the one variable-length kind
+            return decode_bands(raw, self.length)
         if len(raw) != self.length:
             raise CodecError(f'DI {self.di} ({self.name}) needs {self.length} '
                 f'data bytes, got {len(raw)}')
@@ -82,6 +87,10 @@ class Item:
                 'count': bcd_to_decimal(raw[:4], 0),
                 'amount': bcd_to_decimal(raw[4:], 2),
                 }
+        if self.kind == LOAD_EVENT:
+            return decode_load_event(raw)
+        if self.kind == LOAD_STATUS:
+            return decode_load_status(raw)
         raise CodecError(f'DI {self.di}: unknown item kind {self.kind}')
 
     def encode(self, value) -> bytes:
@@ -119,6 +128,12 @@ class Item:
                 raise CodecError('purchase needs count and amount') from None
             return (decimal_to_bcd(count, 4, 0)
                 + decimal_to_bcd(amount, 4, 2))
+        if self.kind == BANDS:
+            return encode_bands(value, self.length)
+        if self.kind == LOAD_EVENT:
+            return encode_load_event(value)
+        if self.kind == LOAD_STATUS:
+            return encode_load_status(value)
         raise CodecError(f'DI {self.di}: cannot encode kind {self.kind}')
 
 
@@ -198,6 +213,168 @@ def status3_word(*, relay_open=False, relay_command_trip=False,
     return (relay_open << 4 | relay_command_trip << 6 | pre_trip_alarm << 7
         | types[meter_type] << 8 | power_hold << 12
         | remote_account_opened << 15)
+
+
+# --- 安全用电 (load protection) ----------------------------------------------
+#
+# Composite items carry their fields in the printed order, each field low
+# byte first (as the vendor purchase item above, and the standard's
+# demand-and-time items, do).
+
+#: one time-of-day band: start hhmm (wire mm hh) + limit XX.XXXX kW
+BAND_SIZE = 5
+#: a write carries DI (4) + password and operator (8) + data, L <= 50
+MAX_BANDS = 7
+LOAD_EVENT_KINDS = {1: 'overload', 2: 'malignant', 3: 'tod', 4: 'step'}
+_LOAD_EVENT_CODES = {v: k for k, v in LOAD_EVENT_KINDS.items()}
+LOAD_EVENT_SIZE = 14
+_EVENT_TIME = 'ssmmhhDDMMYY'
+
+
+def _band_start(value) -> tuple[int, int]:
+    """``'HH:MM'`` (or a ``datetime.time`` on a whole minute) to (hour,
+    minute)."""
+    if isinstance(value, dt.time):
+        if value.second or value.microsecond:
+            raise CodecError(f'band start {value} is not on a whole minute')
+        return value.hour, value.minute
+    if isinstance(value, str):
+        hour, sep, minute = value.strip().partition(':')
+        if (sep and len(minute) == 2 and 1 <= len(hour) <= 2
+                and hour.isdigit() and minute.isdigit()
+                and int(hour) <= 23 and int(minute) <= 59):
+            return int(hour), int(minute)
+    raise CodecError(f'band start {value!r} is not HH:MM')
+
+
+def _check_band_order(starts, max_bands):
+    if len(starts) > max_bands:
+        raise CodecError(f'at most {max_bands} time-of-day bands, got '
+            f'{len(starts)}')
+    for before, after in zip(starts, starts[1:]):
+        if after <= before:
+            raise CodecError('time-of-day bands must start in increasing '
+                'order, each at a different time')
+
+
+def decode_bands(raw: bytes, max_length: int) -> list:
+    """Time-of-day power limits: ``[['HH:MM', Decimal kW], ...]`` in start
+    order; no bands (zero bytes) is an empty list."""
+    if len(raw) % BAND_SIZE or len(raw) > max_length:
+        raise CodecError(f'time-of-day power limits need whole '
+            f'{BAND_SIZE}-byte bands, at most {max_length // BAND_SIZE}; '
+            f'got {len(raw)} bytes')
+    bands, starts = [], []
+    for i in range(0, len(raw), BAND_SIZE):
+        minute, hour = from_bcd_byte(raw[i]), from_bcd_byte(raw[i + 1])
+        if hour > 23 or minute > 59:
+            raise CodecError(f'band start {hour:02d}:{minute:02d} is not a '
+                'time of day')
+        starts.append(hour * 60 + minute)
+        bands.append([f'{hour:02d}:{minute:02d}',
+            bcd_to_decimal(raw[i + 2:i + BAND_SIZE], 4)])
+    _check_band_order(starts, max_length // BAND_SIZE)
+    return bands
+
+
+def encode_bands(value, max_length: int) -> bytes:
+    """``[(start 'HH:MM', kW), ...]`` (pairs, or ``{'start', 'power'}``
+    objects) to wire bytes; ``None`` or ``[]``: no bands."""
+    if value is None:
+        value = []
+    if isinstance(value, (str, bytes, bytearray, dict)):
+        raise CodecError('time-of-day power limits are a list of (start '
+            'HH:MM, kW) bands')
+    try:
+        bands = list(value)
+    except TypeError:
+        raise CodecError('time-of-day power limits are a list of (start '
+            'HH:MM, kW) bands') from None
+    out, starts = bytearray(), []
+    for band in bands:
+        if isinstance(band, dict):
+            start, power = band.get('start'), band.get('power')
+        else:
+            try:
+                start, power = band
+            except (TypeError, ValueError):
+                raise CodecError(f'band {band!r} is not (start HH:MM, '
+                    'kW)') from None
+        hour, minute = _band_start(start)
+        if power is None or isinstance(power, bool):
+            raise CodecError(f'band {start}: {power!r} is not a power')
+        starts.append(hour * 60 + minute)
+        out += bytes((bcd_byte(minute), bcd_byte(hour)))
+        out += decimal_to_bcd(power, 3, 4)
+    _check_band_order(starts, max_length // BAND_SIZE)
+    return bytes(out)
+
+
+def decode_load_event(raw: bytes) -> dict:
+    """One 报警记录: ``YYMMDDhhmmss NN XX.XXXX XX.XXXX NN`` = time (meter
+    local), kind (01 overload, 02 malignant, 03 tod, 04 step), the power
+    measured (kW), the step that caused it (kW, signed; 0 when none) and
+    whether this trip locked the meter out (00/01)."""
+    at = iso_datetime(decode_datetime(raw[:6], _EVENT_TIME))
+    code = from_bcd_byte(raw[6])
+    if code not in LOAD_EVENT_KINDS:
+        raise CodecError(f'unknown load event kind {code:02d}')
+    if raw[13] not in (0, 1):
+        raise CodecError(f'load event lockout flag 0x{raw[13]:02X} is not '
+            '00 or 01')
+    return {
+        'at': at,
+        'kind': LOAD_EVENT_KINDS[code],
+        'power': bcd_to_decimal(raw[7:10], 4),
+        'step': bcd_to_decimal(raw[10:13], 4, signed=True),
+        'lockout': bool(raw[13]),
+        }
+
+
+def encode_load_event(value) -> bytes:
+    try:
+        at, kind, power = value['at'], value['kind'], value['power']
+    except (TypeError, KeyError):
+        raise CodecError('a load event needs at, kind and power') from None
+    if isinstance(at, str):
+        try:
+            at = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise CodecError(f'load event time {at!r} is not ISO') from None
+    if not isinstance(at, dt.datetime):
+        raise CodecError('a load event time is a date and time')
+    if kind not in _LOAD_EVENT_CODES:
+        raise CodecError(f'unknown load event kind {kind!r}; one of '
+            f'{", ".join(_LOAD_EVENT_CODES)}')
+    return (encode_datetime(at, _EVENT_TIME)
+        + bytes((bcd_byte(_LOAD_EVENT_CODES[kind]),))
+        + decimal_to_bcd(power, 3, 4)
+        + decimal_to_bcd(value.get('step', 0), 3, 4, signed=True)
+        + bytes((1 if value.get('lockout') else 0,)))
+
+
+def decode_load_status(raw: bytes) -> dict:
+    """``XX NN NN``: flags (bit0 locked out, bit1 relay held open by load
+    protection, timed or locked), overload trips and malignant-load trips
+    counted since the last reset."""
+    flags = raw[0]
+    return {
+        'lockout': bool(flags & 1),
+        'load_trip': bool(flags & 2),
+        'overload_trips': from_bcd_byte(raw[1]),
+        'malignant_trips': from_bcd_byte(raw[2]),
+        }
+
+
+def encode_load_status(value) -> bytes:
+    try:
+        flags = (1 if value['lockout'] else 0) | (
+            2 if value.get('load_trip') else 0)
+        return bytes((flags, bcd_byte(min(int(value['overload_trips']), 99)),
+            bcd_byte(min(int(value['malignant_trips']), 99))))
+    except (TypeError, KeyError, ValueError):
+        raise CodecError('a load status needs lockout, overload_trips and '
+            'malignant_trips') from None
 
 
 # --- DL/T645-2007 ------------------------------------------------------------
@@ -302,6 +479,29 @@ ITEMS_2007 = _items(
     Item('04001003', 'overdraft_limit', 'XXXXXX.XX', 4, 'yuan', 2),
     Item('04001004', 'hoarding_limit', 'XXXXXX.XX', 4, 'yuan', 2),
     Item('04001005', 'close_allowed_limit', 'XXXXXX.XX', 4, 'yuan', 2),
+    # energy-prepaid limits and power limits of the standard (kWh / kW)
+    Item('04000E01', 'forward_active_power_limit', 'XX.XXXX', 3, 'kW', 4),
+    Item('04000E02', 'reverse_active_power_limit', 'XX.XXXX', 3, 'kW', 4),
+    Item('04000F01', 'alarm_energy_1_limit', 'XXXXXX.XX', 4, 'kWh', 2),
+    Item('04000F02', 'alarm_energy_2_limit', 'XXXXXX.XX', 4, 'kWh', 2),
+    Item('04000F03', 'hoarding_energy_limit', 'XXXXXX.XX', 4, 'kWh', 2),
+    Item('04000F04', 'overdraft_energy_limit', 'XXXXXX.XX', 4, 'kWh', 2),
+    # VENDOR RANGE 04A0xxxx / 04A1xxxx, not in DL/T645-2007: the 安全用电
+    # items of the 'dh' safety map (codec.vendors); a maker's own DIs go in
+    # another map, registered with register_items()
+    Item('04A00101', 'monthly_topup_energy', 'XXXXXX.XX', 4, 'kWh', 2),
+    Item('04A00201', 'malignant_load_power', 'XX.XXXX', 3, 'kW', 4),
+    Item('04A00202', 'power_change_threshold', 'XX.XXXX', 3, 'kW', 4),
+    Item('04A00203', 'overload_trips_allowed', 'NN', 1),
+    Item('04A00204', 'malignant_trips_allowed', 'NN', 1),
+    Item('04A00301', 'tod_power_limits', 'n x (hhmm XX.XXXX)',
+        BAND_SIZE * MAX_BANDS, 'kW', kind=BANDS),
+    Item('04A00401', 'load_status', 'XX NN NN', 3, kind=LOAD_STATUS),
+    Item('04A00402', 'load_reset', 'NN', 1),
+    Item('04A10000', 'load_event_count', 'NNNNNN', 3),
+    *(Item(f'04A100{n:02X}', f'load_event_{n}',
+        'YYMMDDhhmmss NN XX.XXXX XX.XXXX NN', LOAD_EVENT_SIZE,
+        kind=LOAD_EVENT) for n in range(1, 11)),
     *(Item(f'0405010{n}', f'price_t{n}', 'XXXX.XXXX', 4, 'yuan/kWh', 4)
         for n in (1, 2, 3, 4)),
     # vendor scheme (PROTOCOLS.md §3): write-only purchase, security switch
@@ -363,6 +563,28 @@ def _blocks_1997():
 
 
 BLOCKS_1997 = _blocks_1997()
+
+
+_REGISTERED = []    # callbacks run when items are added (codec caches)
+
+
+def register_items(*items: Item, version: str = '2007'):
+    """Add items (a maker's own DIs) to the registry; a DI already there
+    is replaced."""
+    table = ITEMS_1997 if version == '1997' else ITEMS_2007
+    for item in items:
+        if not isinstance(item, Item):
+            raise CodecError(f'{item!r} is not a registry Item')
+        table[item.di.upper()] = item
+    _lookup.cache_clear()
+    for callback in _REGISTERED:
+        callback()
+
+
+def on_register(callback):
+    """Call ``callback()`` whenever :func:`register_items` changes the
+    registry (modules caching lookups clear their caches)."""
+    _REGISTERED.append(callback)
 
 
 def lookup(di: str, version: str = '2007'):

@@ -699,6 +699,16 @@ _HEADS: dict[bytes, tuple] = {}
 _HEADS_MAX = 8192
 
 
+def _forget_entries():
+    """Registry changed (di.register_items): drop what cached entries."""
+    _di_entry.cache_clear()
+    _HEADS.clear()
+    _DI_PARTS.clear()
+
+
+registry.on_register(_forget_entries)
+
+
 def check_reply(request: Message, reply: Message) -> Message:
     """Verify that ``reply`` answers ``request`` (address, function, DI);
     raise :class:`AbnormalReply` for an abnormal one. Returns ``reply``."""
