@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--prepaid', type=_rate, default=0.0,
         help='fraction of prepaid (remaining energy) 2007 meters')
     p.add_argument('--spec-file', help='JSON [{"bus": i, "address": ..., '
-        '"protocol": ..., ...}] instead of generated meters')
+        '"protocol": ..., ...}] instead of generated meters (any MeterSpec '
+        'key, e.g. the load limits max_load, malignant_power, '
+        'tod_power_limits [["08:00", "5"], ...])')
     p.add_argument('--baud', type=int, default=2400)
     p.add_argument('--wire-timing', action='store_true',
         help='reply after the request and reply bytes at BAUD 8E1 + Td')

@@ -5,8 +5,9 @@ Pure asyncio, no database. Layers, each usable alone:
 * :class:`Meter` — the state of one DL/T645-2007/1997 electricity meter
   (TOU registers T1–T4 summing exactly into the total, voltage / current /
   power, relay with status word 3, prepaid remaining energy and purchase
-  count) or CJ/T188 water meter (cumulative flow, valve). Energy grows with
-  the simulated :class:`Clock` at the meter's rate (kWh/h or m³/h).
+  count, 安全用电 load protection) or CJ/T188 water meter (cumulative
+  flow, valve). Energy grows with the simulated :class:`Clock` at the
+  meter's rate (kWh/h or m³/h).
 * :class:`Bus` — the meters of one RS485 segment. ``Bus.handle(bytes)`` is
   the synchronous core: which meter answers a request frame, and with what
   (``None``: nobody answers). ``Bus.plan()`` adds faults and wire timing.
@@ -39,7 +40,7 @@ from decimal import Decimal
 
 from .codec import CodecError, auto, cjt188, di as registry, dlt645, recharge
 from .codec.framing import StreamDecoder
-from .codec.vendors import get_vendor
+from .codec.vendors import SAFETY_PARAMS, get_vendor
 
 log = logging.getLogger('dh.sim')
 
@@ -81,6 +82,10 @@ def _hund(value) -> int:
 
 def _from_hund(n: int) -> Decimal:
     return Decimal(n).scaleb(-2)
+
+
+_EPSILON = 1e-3     # s: clock arithmetic slack at time-of-day band starts
+_EVENTS_KEPT = 100  # load event records a simulated meter keeps
 
 
 # --- time -------------------------------------------------------------------
@@ -150,6 +155,20 @@ class MeterSpec:
     valve_open: bool = True
     battery_low: bool = False
     unit: str = 'm3'
+    # 安全用电 (DL/T645 meters; a limit of 0 is no limit). ``alarm_limit``
+    # above is the alarm energy (报警电量)
+    overdraft_energy: Decimal | float | str = 0     # kWh below zero
+    monthly_topup: Decimal | float | str = 0        # kWh, held only
+    max_load: Decimal | float | str = 0             # kW
+    malignant_power: Decimal | float | str = 0      # kW step
+    power_change_threshold: Decimal | float | str = 0   # kW step
+    overload_trips_allowed: int = 20
+    malignant_trips_allowed: int = 20
+    #: [['HH:MM', kW], ...]: from each start the limit holds until the next
+    #: band's start (the last band runs over midnight into the first)
+    tod_power_limits: list | None = None
+    load_trip_delay: float = 2.0    # s over a limit until the relay opens
+    load_trip_seconds: float = 180.0    # s a timed load trip lasts
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -169,6 +188,12 @@ class MeterSpec:
                 'digits')
         self.password = password.rjust(6, '0')
         get_vendor(self.vendor)   # validates the name
+        if not 0 <= float(self.load_trip_delay) <= 3:
+            raise ValueError('load_trip_delay is 0 to 3 seconds')
+        if float(self.load_trip_seconds) <= 0:
+            raise ValueError('load_trip_seconds must be positive')
+        if self.tod_power_limits is not None:
+            _band_table(self.tod_power_limits)      # validates
 
     @classmethod
     def from_dict(cls, data: dict) -> 'MeterSpec':
@@ -180,8 +205,30 @@ class MeterSpec:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Decimal) else v)
+        data = {k: (str(v) if isinstance(v, Decimal) else v)
             for k, v in asdict(self).items()}
+        if self.tod_power_limits is not None:
+            data['tod_power_limits'] = [[start, str(power)]
+                for start, power in registry.decode_bands(
+                    _bands_wire(self.tod_power_limits), _BANDS_MAX)]
+        return data
+
+
+_BANDS_MAX = registry.BAND_SIZE * registry.MAX_BANDS
+
+
+def _bands_wire(bands) -> bytes:
+    try:
+        return registry.encode_bands(bands, _BANDS_MAX)
+    except CodecError as exc:
+        raise ValueError(f'tod_power_limits: {exc.reason}') from None
+
+
+def _band_table(bands) -> tuple[tuple[int, Decimal], ...]:
+    """Bands as ((start minute of the day, kW limit), ...) in order."""
+    decoded = registry.decode_bands(_bands_wire(bands), _BANDS_MAX)
+    return tuple((int(start[:2]) * 60 + int(start[3:]), power)
+        for start, power in decoded)
 
 
 def generate_specs(buses: int, meters_per_bus: int, *, start_address=1,
@@ -301,7 +348,7 @@ class Meter:
         self.protocol = spec.protocol
         self.version = _VERSION.get(spec.protocol)
         self.vendor = get_vendor(spec.vendor)
-        self.rate = float(spec.rate)
+        self._rate = float(spec.rate)
         self.password = spec.password
         self.clock_offset = float(spec.clock_offset)
         self.purchase_count = int(spec.purchase_count)
@@ -327,6 +374,29 @@ class Meter:
             else _hund(spec.remaining))
         self._last = clock.now()
         self._settlement = total
+        # 安全用电
+        self.safety = self.vendor.safety_map if self.protocol == \
+            DLT645_2007 else None
+        self.overdraft_limit = _hund(spec.overdraft_energy)
+        self.monthly_topup = _decimal(spec.monthly_topup)
+        self.max_load = _decimal(spec.max_load, 4)
+        self.malignant_power = _decimal(spec.malignant_power, 4)
+        self.power_change_threshold = _decimal(spec.power_change_threshold,
+            4)
+        self.overload_trips_allowed = int(spec.overload_trips_allowed)
+        self.malignant_trips_allowed = int(spec.malignant_trips_allowed)
+        self.tod_bands = _band_table(spec.tod_power_limits or [])
+        self.load_trip_delay = float(spec.load_trip_delay)
+        self.load_trip_seconds = float(spec.load_trip_seconds)
+        self._lockout = False
+        self._overload_trips = 0        # counted since the last reset
+        self._malignant_trips = 0
+        self.events: list[tuple] = []   # (meter seconds, kind, kW, step
+        self._event_count = 0           # kW, lockout), oldest first
+        self._load_open = False     # relay held open by load protection
+        self._pending = None        # (clock time, kind, step): a trip due
+        self._reclose_at = None     # clock time a timed load trip ends
+        self._evaluate_load(self._last)
 
     def _split(self, total: int) -> list[int]:
         if self.protocol == CJT188:
@@ -346,6 +416,7 @@ class Meter:
     def set_time(self, when: dt.datetime):
         self.advance()
         self.clock_offset = to_seconds(when) - self.clock.now()
+        self._evaluate_load(self._last)
 
     # consumption
     @property
@@ -354,11 +425,49 @@ class Meter:
             return self._valve == 'open'
         return not self._relay_open
 
+    @property
+    def rate(self) -> float:
+        """The load: kWh/h = kW (m³/h for water meters)."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value):
+        """Change the load now: a step the meter sees while its relay is
+        closed (power-change records, malignant-load and overload
+        trips)."""
+        self.advance()
+        before = self._measured()
+        self._rate = float(value)
+        if self.protocol == CJT188 or self._relay_open:
+            return
+        now = self._last
+        step = self._measured() - before
+        if self.power_change_threshold > 0 and \
+                abs(step) >= self.power_change_threshold:
+            self._record(now, 'step', self._measured(), step, False)
+        if self.malignant_power > 0 and step >= self.malignant_power \
+                and self._pending is None:
+            self._pending = (now + self.load_trip_delay, 'malignant', step)
+        self._evaluate_load(now, step)
+
     def advance(self):
-        """Integrate consumption up to the simulated now."""
+        """Integrate consumption up to the simulated now, applying the
+        load-protection events (trips, recloses, time-of-day band changes)
+        at their times on the way."""
         now = self.clock.now()
+        while self._pending is not None or self._reclose_at is not None \
+                or self.tod_bands:
+            at = self._next_load_event(now)
+            if at is None:
+                break
+            start, self._last = self._last, at
+            self._integrate(start, at)
+            self._load_event(at)
         start, self._last = self._last, now
-        if now <= start or not self.consuming or self.rate <= 0:
+        self._integrate(start, now)
+
+    def _integrate(self, start: float, now: float):
+        if now <= start or not self.consuming or self._rate <= 0:
             return
         x = start + self.clock_offset
         end = now + self.clock_offset
@@ -386,10 +495,12 @@ class Meter:
             return True
         self._frac[register] -= whole
         if self._remaining is not None:
-            if whole >= self._remaining:
-                whole = max(self._remaining, 0)
+            # the relay opens when the credit and the overdraft are spent
+            floor = -self.overdraft_limit
+            if whole >= self._remaining - floor:
+                whole = max(self._remaining - floor, 0)
                 self._registers[register] += whole
-                self._remaining = 0
+                self._remaining = min(self._remaining, floor)
                 self._frac = [0.0] * len(self._frac)
                 self._relay_open = True
                 self.relay_command_trip = True
@@ -399,6 +510,235 @@ class Meter:
             self._remaining -= whole
         self._registers[register] += whole
         return True
+
+    # 安全用电: load protection
+    #
+    # The meter measures the load (``rate``) while its relay is closed.
+    # Over max_load, or over the limit of the time-of-day band in force, for
+    # load_trip_delay seconds (power equal to a limit is not over it): an
+    # overload ('overload' / 'tod') trip. A step up of at least
+    # malignant_power while closed: a malignant-load trip load_trip_delay
+    # seconds later (when the power is then also over a limit, the trip is
+    # an overload one). A trip opens the relay for load_trip_seconds, then
+    # it closes again (unless a remote trip or spent credit holds it open);
+    # the trip that takes a count past its allowance (overload and tod
+    # trips count against overload_trips_allowed) locks the meter out: open
+    # until load_reset is written. Power-hold (保电) does not stop these
+    # safety trips; a remote close does not end them. A reclose is not a
+    # step. Every trip and every step of at least power_change_threshold
+    # is an event record.
+
+    def _measured(self) -> Decimal:
+        """The active power the meter measures now, kW."""
+        if self._relay_open or self._rate <= 0:
+            return Decimal('0.0000')
+        return _decimal(min(self._rate, 79.9999), 4)
+
+    def _band_limit(self, at: float) -> Decimal:
+        """The time-of-day limit in force at clock time ``at`` (0: none)."""
+        if not self.tod_bands:
+            return Decimal(0)
+        minute = int((at + self.clock_offset + _EPSILON) % DAY // 60)
+        limit = self.tod_bands[-1][1]   # the last band runs past midnight
+        for start, power in self.tod_bands:
+            if start > minute:
+                break
+            limit = power
+        return limit
+
+    def _next_band_start(self, after: float) -> float:
+        """Clock time of the first band start after ``after``."""
+        meter = after + self.clock_offset
+        second = meter % DAY
+        day = meter - second
+        for start, _ in self.tod_bands:
+            if start * 60 > second + _EPSILON:
+                return day + start * 60 - self.clock_offset
+        return day + DAY + self.tod_bands[0][0] * 60 - self.clock_offset
+
+    def _over(self, at: float) -> str | None:
+        power = self._measured()
+        if self.max_load > 0 and power > self.max_load:
+            return 'overload'
+        limit = self._band_limit(at)
+        if limit > 0 and power > limit:
+            return 'tod'
+        return None
+
+    def _evaluate_load(self, at: float, step=Decimal('0.0000')):
+        """Schedule an overload trip when the power is over a limit at
+        ``at``; cancel a scheduled one when it no longer is."""
+        if self.protocol == CJT188:
+            return
+        kind = None if self._relay_open else self._over(at)
+        if kind is not None:
+            if self._pending is None:
+                self._pending = (at + self.load_trip_delay, kind, step)
+        elif self._pending is not None and self._pending[1] != 'malignant':
+            self._pending = None
+
+    def _next_load_event(self, now: float) -> float | None:
+        times = []
+        if self._pending is not None:
+            times.append(self._pending[0])
+        if self._reclose_at is not None:
+            times.append(self._reclose_at)
+        if self.tod_bands and not self._relay_open and self._rate > 0:
+            times.append(self._next_band_start(self._last))
+        if not times:
+            return None
+        at = min(times)
+        return None if at > now else max(at, self._last)
+
+    def _load_event(self, at: float):
+        if self._pending is not None and self._pending[0] <= at:
+            self._load_trip(at)
+        if self._reclose_at is not None and self._reclose_at <= at:
+            self._reclose_at = None
+            self._load_open = False
+            if not self.relay_command_trip and not self._lockout:
+                self._relay_open = False
+                log.debug('meter %s: load trip over, relay closed',
+                    self.address)
+        self._evaluate_load(at)
+
+    def _load_trip(self, at: float):
+        _, kind, step = self._pending
+        self._pending = None
+        if self._relay_open:    # opened meanwhile (remote trip, credit)
+            return
+        over = self._over(at)
+        if kind != 'malignant' or over is not None:
+            kind = over
+        if kind is None:
+            return
+        power = self._measured()
+        if kind == 'malignant':
+            self._malignant_trips += 1
+            locked = self._malignant_trips > self.malignant_trips_allowed
+        else:
+            self._overload_trips += 1
+            locked = self._overload_trips > self.overload_trips_allowed
+        self._relay_open = True
+        self._load_open = True
+        if locked:
+            self._lockout = True
+            self._reclose_at = None
+        else:
+            self._reclose_at = at + self.load_trip_seconds
+        self._record(at, kind, power, step, locked)
+        log.debug('meter %s: %s trip at %s kW%s', self.address, kind, power,
+            ', locked out' if locked else '')
+
+    def _record(self, at: float, kind: str, power: Decimal, step: Decimal,
+            lockout: bool):
+        self.events.append((at + self.clock_offset, kind, power, step,
+            lockout))
+        del self.events[:-_EVENTS_KEPT]
+        self._event_count += 1
+
+    def load_reset(self):
+        """A manager's reset (load_reset written): the lockout and the trip
+        counts are cleared and the relay closes, unless a remote trip or
+        spent credit holds it open. A load still over a limit trips again
+        (counting from zero)."""
+        self.advance()
+        self._lockout = False
+        self._overload_trips = self._malignant_trips = 0
+        self._pending = self._reclose_at = None
+        if self._load_open:
+            self._load_open = False
+            if not self.relay_command_trip:
+                self._relay_open = False
+        self._evaluate_load(self._last)
+
+    @property
+    def lockout(self) -> bool:
+        """Locked out by load protection (open until load_reset)."""
+        self.advance()
+        return self._lockout
+
+    @property
+    def overload_trips(self) -> int:
+        self.advance()
+        return self._overload_trips
+
+    @property
+    def malignant_trips(self) -> int:
+        self.advance()
+        return self._malignant_trips
+
+    @property
+    def event_count(self) -> int:
+        """Load event records made so far."""
+        self.advance()
+        return self._event_count
+
+    def load_status(self) -> dict:
+        self.advance()
+        return {'lockout': self._lockout, 'load_trip': self._load_open,
+            'overload_trips': self._overload_trips,
+            'malignant_trips': self._malignant_trips}
+
+    def event_records(self) -> list[dict]:
+        """The kept records, latest first (as record DIs 1, 2, … give
+        them)."""
+        self.advance()
+        return [{'at': to_datetime(at), 'kind': kind, 'power': power,
+                'step': step, 'lockout': lockout}
+            for at, kind, power, step, lockout in reversed(self.events)]
+
+    def safety_param(self, name: str):
+        """A 安全用电 parameter, as the codec encodes it."""
+        if name == 'alarm_energy':
+            return _from_hund(self.alarm_limit)
+        if name == 'overdraft_energy':
+            return _from_hund(self.overdraft_limit)
+        if name == 'tod_power_limits':
+            return [[f'{m // 60:02d}:{m % 60:02d}', power]
+                for m, power in self.tod_bands]
+        if name not in SAFETY_PARAMS:
+            raise ValueError(f'unknown parameter {name!r}')
+        return getattr(self, name)
+
+    def set_safety_param(self, name: str, value):
+        if name not in SAFETY_PARAMS:
+            raise ValueError(f'unknown parameter {name!r}')
+        self.advance()
+        if name == 'alarm_energy':
+            self.alarm_limit = _hund(value)
+        elif name == 'overdraft_energy':
+            self.overdraft_limit = _hund(value)
+        elif name == 'tod_power_limits':
+            self.tod_bands = _band_table(value)
+        elif name in ('overload_trips_allowed', 'malignant_trips_allowed'):
+            setattr(self, name, int(value))
+        elif name == 'monthly_topup':
+            self.monthly_topup = _decimal(value)
+        else:
+            setattr(self, name, _decimal(value, 4))
+        self._evaluate_load(self._last)
+
+    def _read_safety(self, di: str):
+        safety = self.safety
+        name = safety.name_of(di)
+        if name is not None:
+            self.advance()
+            return self.safety_param(name)
+        if di == safety.load_status:
+            return self.load_status()
+        events = safety.events
+        if di == events.count:
+            return self.event_count
+        try:
+            n = int(di, 16) - int(events.first, 16) + 1
+        except ValueError:
+            return None
+        if 1 <= n <= events.depth:
+            records = self.event_records()
+            if n <= len(records):
+                return records[n - 1]
+        return None
 
     # inspection and setting
     @property
@@ -446,6 +786,7 @@ class Meter:
         self.advance()
         self._relay_open = bool(value)
         self.relay_command_trip = bool(value)
+        self._evaluate_load(self._last)
 
     @property
     def valve(self) -> str:
@@ -493,7 +834,7 @@ class Meter:
             data.update(relay_open=self._relay_open,
                 remaining=self.remaining,
                 purchase_count=self.purchase_count,
-                status3=f'{self.status3():04X}')
+                status3=f'{self.status3():04X}', lockout=self._lockout)
         return data
 
     def __repr__(self):
@@ -549,15 +890,17 @@ class Meter:
             return self.purchase_count
         if self.prepaid:
             if di == '00900100':
-                return self.remaining
-            if di == '00900101':
-                return Decimal('0.00')
+                return max(self.remaining, Decimal('0.00'))
+            if di == '00900101':    # overdraft in use
+                return max(-self.remaining, Decimal('0.00'))
             if di == '04001001':
                 return _from_hund(self.alarm_limit)
             if di in ('00900200', '00900201') and self.price is not None:
                 if di == '00900201':
-                    return Decimal('0.00')
-                return _decimal(self.remaining * self.price)
+                    return _decimal(max(-self.remaining, 0) * self.price)
+                return _decimal(max(self.remaining, 0) * self.price)
+        if self.safety is not None:
+            return self._read_safety(di)
         return None
 
     def _instant(self, di: str):
@@ -629,10 +972,12 @@ class Meter:
             self.purchase_count = count
             self._remaining = (self._remaining or 0) + _hund(amount)
             if self._relay_open and self._remaining > 0 \
-                    and self.relay_command_trip and not self.power_hold:
+                    and self.relay_command_trip and not self.power_hold \
+                    and not self._load_open:
                 # credit restored: close again (energy-prepaid meters do)
                 self._relay_open = False
                 self.relay_command_trip = False
+                self._evaluate_load(self._last)
         self.last_purchase = verdict
         log.debug('meter %s: purchase %s count %s: %s', self.address,
             amount, count, verdict)
@@ -646,15 +991,16 @@ class Meter:
                 return ERR_OTHER
             self._relay_open = True
             self.relay_command_trip = True
-        elif action in ('close', 'close-direct'):
-            if self.prepaid and self._remaining <= 0:
+        elif action in ('close', 'close-direct', 'hold'):
+            if action == 'hold':
+                self.power_hold = True
+            elif self.prepaid and self._remaining <= 0:
                 return ERR_OTHER
-            self._relay_open = False
             self.relay_command_trip = False
-        elif action == 'hold':
-            self.power_hold = True
-            self._relay_open = False
-            self.relay_command_trip = False
+            # a load trip (timed or locked out) keeps the relay open
+            if not self._load_open:
+                self._relay_open = False
+                self._evaluate_load(self._last)
         elif action == 'hold-release':
             self.power_hold = False
         elif action in ('alarm', 'alarm-release'):
@@ -902,6 +1248,20 @@ class Bus:
             else:
                 meter.set_time(dt.datetime.fromisoformat(value))
             return ack
+        safety = meter.safety
+        if safety is not None:
+            name = safety.name_of(di)
+            if name is not None:
+                try:
+                    meter.set_safety_param(name, message.value)
+                except (ValueError, TypeError, ArithmeticError):
+                    return error(ERR_OTHER)
+                return ack
+            if di == safety.load_reset:
+                if message.value != safety.reset_value:
+                    return error(ERR_OTHER)
+                meter.load_reset()
+                return ack
         return error(ERR_OTHER)
 
     def _dlt1997(self, meter: Meter, frame) -> bytes | None:
