@@ -1,7 +1,8 @@
 # This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
 """Commands to meters (dh.command): everything sent to a meter goes through
-this queue — read now, trip, close, recharge push, parameter write, time
-sync, valve open/close.  queued → sent → confirmed / failed / expired."""
+this queue — read now, trip, close, recharge push, parameter write / read,
+alarm records read, load lockout reset, time sync, valve open/close.
+queued → sent → confirmed / failed / expired."""
 import datetime as dt
 import json
 
@@ -17,6 +18,9 @@ KINDS = [
     ('close', "Close"),
     ('recharge', "Recharge Push"),
     ('param_write', "Parameter Write"),
+    ('param_read', "Parameter Read"),
+    ('event_read', "Read Alarm Records"),
+    ('load_reset', "Load Lockout Reset"),
     ('time_sync', "Time Sync"),
     ('valve_open', "Open Valve"),
     ('valve_close', "Close Valve"),
@@ -160,6 +164,9 @@ class Command(ModelSQL, ModelView):
                 if command.meter.state == 'cutoff':
                     values_meter['state'] = 'normal'
                 Meter.write([command.meter], values_meter)
+            elif command.kind == 'load_reset' and isinstance(result, dict) \
+                    and result.get('relay') in ('open', 'closed'):
+                Meter.write([command.meter], {'relay': result['relay']})
         elif (command.attempts or 0) >= command.max_attempts:
             values.update(state='failed', done_at=now)
         else:

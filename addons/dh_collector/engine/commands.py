@@ -16,7 +16,14 @@ from the meter:
 * ``time_sync``: the 0x08 frame to the meter's address (no reply), then
   its clock is read back and compared.
 * ``param_write``: a 0x14 (1997: 0x04) write, acknowledged, read back when
-  the item is readable.
+  the item is readable; or named 安全用电 parameters (``{'params': {name:
+  value}}``), each written through the DI its vendor profile's safety map
+  gives, then read back and compared.
+* ``param_read``: named 安全用电 parameters read.
+* ``event_read``: the meter's last load-protection records (trips and
+  power steps) and its lockout flag.
+* ``load_reset``: the lockout reset written; confirmed only when the
+  lockout flag reads back cleared.
 * ``read``: the meter's registers (or ``payload['registers']``) now, to
   the sink.
 
@@ -32,6 +39,7 @@ from decimal import Decimal
 
 from ..codec import AbnormalReply, CodecError, cjt188, dlt645, recharge
 from ..codec import di as registry
+from ..codec.vendors import get_vendor
 from .model import CONFIRMED, FAILED, SENT
 from .registers import CJT188, DLT645_1997, STATUS_WORD_3
 from .transport import NotConnected, TransportError
@@ -48,7 +56,247 @@ class CommandFailed(Exception):
         self.result = result
 
 
-class CommandsMixin:
+# --- 安全用电 (safety: alarm energy, load limits, trip records) ------------
+
+def _safety(meter, what):
+    """The meter's safety map (its vendor profile's), or CommandFailed."""
+    if meter.protocol != 'dlt645_2007':
+        raise CommandFailed(f'{what} is not possible on a {meter.protocol} '
+            'meter')
+    try:
+        profile = get_vendor(_vendor(meter))
+    except CodecError as exc:
+        raise CommandFailed(exc.reason) from None
+    if profile.safety_map is None:
+        raise CommandFailed(f'{what}: vendor profile {profile.name} has no '
+            '安全用电 parameters')
+    return profile.safety_map
+
+
+def _params(safety, names):
+    """``[(name, DI, registry item)]`` of parameter ``names``; an unknown
+    or unmapped name fails before anything is sent."""
+    found = []
+    for name in names:
+        if not isinstance(name, str):
+            raise CommandFailed(f'parameter names are text, got {name!r}')
+        try:
+            di = safety.di(name)
+        except CodecError as exc:
+            raise CommandFailed(exc.reason) from None
+        found.append((name, di, registry.lookup(di)))
+    return found
+
+
+def _jsonable(value):
+    """A decoded value for a command result: Decimal as text, lists and
+    dicts recursively, datetimes ISO, the rest as is."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class SafetyCommandsMixin:
+    """param_write with named parameters, param_read, event_read and
+    load_reset (mixed into :class:`CommandsMixin`)."""
+
+    async def _read_needed(self, meter, di, stats, what, result=None):
+        """The value of ``di``, or CommandFailed naming ``what``."""
+        try:
+            value, error = await self._try(self._read_item(meter, di, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused to read '
+                f'{what}: {_refusal(exc)}', result) from None
+        if value is None:
+            raise CommandFailed(f'{what} unreadable: {error}', result)
+        return value
+
+    async def _write_params(self, meter, payload, stats):
+        if 'di' in payload:
+            raise CommandFailed('param_write takes di (a raw write) or '
+                'params (named parameters), not both')
+        params = payload['params']
+        if not isinstance(params, dict) or not params:
+            raise CommandFailed('param_write params must be a non-empty '
+                '{name: value} object')
+        safety = _safety(meter, 'parameter write')
+        plan = []
+        for name, di, entry in _params(safety, params):
+            value = params[name]
+            try:
+                data = entry.encode(_write_value(entry, value))
+            except CodecError as exc:
+                reason = exc.reason
+            except (ArithmeticError, ValueError, TypeError):
+                reason = (f'{value!r} is not a number'
+                    if entry.kind == registry.NUMBER
+                    else f'{value!r} is not a {entry.fmt} value')
+            else:
+                plan.append((name, di, entry, data))
+                continue
+            raise CommandFailed(f'{name}: {value!r} cannot be written: '
+                f'{reason}')
+        done = {}
+        for name, di, entry, data in plan:
+            result = {'params': dict(done)}
+            await self._write(meter, di, data, stats, f'{name} ({di})',
+                result)
+            back = await self._read_needed(meter, di, stats,
+                f'{name} ({di}) after writing it', result)
+            if entry.encode(back) != data:
+                raise CommandFailed(f'{name} written as '
+                    f'{_jsonable(entry.decode(data))} but the meter reads '
+                    f'{_jsonable(back)}', result)
+            done[name] = _jsonable(back)
+        return {'params': done}
+
+    async def _command_param_read(self, meter, payload, stats):
+        safety = _safety(meter, 'parameter read')
+        names = payload.get('params') or list(safety.names)
+        if isinstance(names, str):
+            names = [names]
+        values, errors = {}, {}
+        plan = _params(safety, names)
+        for index, (name, di, _) in enumerate(plan):
+            refused = False
+            try:
+                value, error = await self._try(
+                    self._read_item(meter, di, stats))
+            except AbnormalReply as exc:
+                value, error = None, f'meter refused: {_refusal(exc)}'
+                refused = True
+            if value is not None:
+                values[name] = _jsonable(value)
+                continue
+            errors[name] = error
+            if not refused:
+                # the meter is silent: do not ask it for the rest
+                for other, _, _ in plan[index + 1:]:
+                    errors[other] = 'not read (the meter did not answer)'
+                break
+        result = {'params': values}
+        if errors:
+            result['errors'] = errors
+            raise CommandFailed('; '.join(f'{name}: {error}'
+                for name, error in errors.items()), result)
+        return result
+
+    async def _command_event_read(self, meter, payload, stats):
+        safety = _safety(meter, 'event read')
+        scheme = safety.events
+        try:
+            last = int(payload.get('last', scheme.depth))
+        except (TypeError, ValueError):
+            raise CommandFailed(f'event_read last must be a number, got '
+                f'{payload.get("last")!r}') from None
+        if last < 0:
+            raise CommandFailed('event_read last must not be negative')
+        count_what = f'the event count ({scheme.count})'
+        count = await self._read_needed(meter, scheme.count, stats,
+            count_what)
+        for _ in range(3):
+            wanted = min(last, count, scheme.depth)
+            records = []
+            for n in range(wanted, 0, -1):      # oldest of them first
+                di = scheme.record_di(n)
+                record = await self._read_needed(meter, di, stats,
+                    f'event record {n} ({di})')
+                records.append(_jsonable(record))
+            status = await self._read_needed(meter, safety.load_status,
+                stats, f'the load status ({safety.load_status})')
+            again = await self._read_needed(meter, scheme.count, stats,
+                count_what)
+            if again == count:
+                break
+            count = again       # a new record shifted them: read again
+        else:
+            raise CommandFailed('the meter kept recording events while '
+                'they were read')
+        return {'events': [{'at': r['at'], 'kind': r['kind'],
+                'power': r['power'], 'step': r['step'],
+                'lockout': r['lockout']} for r in records],
+            'count': count, 'lockout': status['lockout'],
+            'load_trip': status['load_trip'],
+            'overload_trips': status['overload_trips'],
+            'malignant_trips': status['malignant_trips']}
+
+    async def _command_load_reset(self, meter, payload, stats):
+        safety = _safety(meter, 'load reset')
+        di = safety.load_reset
+        data = registry.lookup(di).encode(safety.reset_value)
+        version = _VERSIONS[meter.protocol]
+        request = dlt645.write_request(meter.address, di, data,
+            password=meter.password, version=version, vendor=_vendor(meter))
+        try:
+            _, ack_error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused the load '
+                f'reset ({di}): {_refusal(exc)}') from None
+        status, status_error = None, None
+        for attempt in range(self.spec.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.spec.backoff * 2 ** (attempt - 1))
+            try:
+                status, status_error = await self._try(self._read_item(
+                    meter, safety.load_status, stats))
+            except AbnormalReply as exc:
+                status_error = f'meter refused: {_refusal(exc)}'
+                break
+            if status is None:
+                if ack_error is not None:
+                    break           # the meter is silent: do not insist
+                continue
+            if not status['lockout']:
+                result = {'lockout': False, 'load_trip': status['load_trip'],
+                    'acknowledged': ack_error is None}
+                try:
+                    word, _ = await self._try(self._read_item(meter,
+                        STATUS_WORD_3, stats, retries=0))
+                except AbnormalReply:
+                    word = None
+                if word is not None:
+                    result.update(relay=word['relay'],
+                        status_word_3=word['word'])
+                return result
+            break
+        if status is not None:
+            raise CommandFailed(f'load reset sent but the meter is still '
+                f'locked out ({safety.load_status})', {'lockout': True})
+        if ack_error is not None:
+            raise CommandFailed(f'load reset not confirmed: {ack_error}; '
+                f'load status unreadable: {status_error}')
+        raise CommandFailed(f'load reset acknowledged but the load status '
+            f'is unreadable: {status_error}')
+
+    async def _load_note(self, meter, stats) -> str:
+        """Why a closed-for relay stays open, when load protection holds
+        it (a best-effort read; '' when unknown)."""
+        safety = get_vendor(_vendor(meter)).safety_map \
+            if meter.protocol == 'dlt645_2007' else None
+        if safety is None:
+            return ''
+        try:
+            status, _ = await self._try(self._read_item(meter,
+                safety.load_status, stats, retries=0))
+        except (AbnormalReply, CodecError):
+            return ''
+        if not status:
+            return ''
+        if status['lockout']:
+            return '; load protection: locked out, a load_reset is needed'
+        if status['load_trip']:
+            return '; load protection: a timed load trip holds it open'
+        return ''
+
+
+class CommandsMixin(SafetyCommandsMixin):
     """The command side of :class:`.poller.ChannelPoller`."""
 
     def _init_commands(self):
@@ -204,9 +452,12 @@ class CommandsMixin:
                 return {'relay': status['relay'], 'status_word_3':
                     status['word'], 'acknowledged': ack_error is None}
         if status is not None:
+            note = ''
+            if not trip and status['relay'] == 'open':
+                note = await self._load_note(meter, stats)
             raise CommandFailed(f'{action} sent but status word 3 = '
                 f'{status["word"]} shows the relay {status["relay"]} '
-                f'(relay command: {status["relay_command"]})',
+                f'(relay command: {status["relay_command"]}){note}',
                 {'relay': status['relay'], 'status_word_3': status['word']})
         if ack_error is not None:
             raise CommandFailed(f'{action} not confirmed: {ack_error}; '
@@ -349,15 +600,11 @@ class CommandsMixin:
             clock = await self._read_item(meter, '04000102', stats)
             return dt.datetime.fromisoformat(f'{date["date"]}T{clock}')
 
-    async def _command_param_write(self, meter, payload, stats):
-        self._need(meter, 'dlt645_2007', DLT645_1997, what='parameter write')
+    async def _write(self, meter, di, value, stats, what, result=None):
+        """A 0x14 (1997: 0x04) write of ``value`` (bytes, or encoded
+        through the registry), acknowledged; ``what`` names it in errors,
+        ``result`` goes with them."""
         version = _VERSIONS[meter.protocol]
-        di = str(payload['di']).upper()
-        if 'data' in payload:
-            value = bytes.fromhex(payload['data'])
-        else:
-            value = _write_value(registry.lookup(di, version),
-                payload['value'])
         request = dlt645.write_request(meter.address, di, value,
             password=meter.password, version=version, vendor=_vendor(meter))
         try:
@@ -365,9 +612,23 @@ class CommandsMixin:
                 self._transact(meter, request, stats))
         except AbnormalReply as exc:
             raise CommandFailed(f'meter {meter.address} refused the write of '
-                f'{di}: {_refusal(exc)}') from None
+                f'{what}: {_refusal(exc)}', result) from None
         if reply is None:
-            raise CommandFailed(f'write of {di} not acknowledged: {error}')
+            raise CommandFailed(f'write of {what} not acknowledged: {error}',
+                result)
+
+    async def _command_param_write(self, meter, payload, stats):
+        self._need(meter, 'dlt645_2007', DLT645_1997, what='parameter write')
+        if 'params' in payload:
+            return await self._write_params(meter, payload, stats)
+        version = _VERSIONS[meter.protocol]
+        di = str(payload['di']).upper()
+        if 'data' in payload:
+            value = bytes.fromhex(payload['data'])
+        else:
+            value = _write_value(registry.lookup(di, version),
+                payload['value'])
+        await self._write(meter, di, value, stats, di)
         result = {'di': di}
         if registry.lookup(di, version) is not None:
             try:
@@ -405,3 +666,4 @@ def _write_value(entry, value):
         if parse is not None:
             return parse(value)
     return value
+

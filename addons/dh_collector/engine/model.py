@@ -11,7 +11,8 @@ from typing import Awaitable, Callable, Protocol, runtime_checkable
 CHANNEL_KINDS = ('tcp', 'serial', 'dtu')
 PROTOCOLS = ('dlt645_2007', 'dlt645_1997', 'cjt188')
 COMMAND_KINDS = ('read', 'trip', 'close', 'recharge', 'time_sync',
-    'valve_open', 'valve_close', 'param_write')
+    'valve_open', 'valve_close', 'param_write', 'param_read', 'event_read',
+    'load_reset')
 SENT, CONFIRMED, FAILED = 'sent', 'confirmed', 'failed'
 
 #: meters keep local (Beijing) time; the collector works in naive UTC
@@ -129,7 +130,10 @@ class Command:
     harmless), optional 'security_off': True for vendor meters that need
     049F0000=0004 first; ``time_sync`` {} (optional 'tolerance' seconds,
     default 10); ``valve_open`` / ``valve_close`` {}; ``param_write``
-    {'di': '04001001', 'value': '20.00'} or {'di': ..., 'data': 'hex'}."""
+    {'di': '04001001', 'value': '20.00'} or {'di': ..., 'data': 'hex'}, or
+    named 安全用电 parameters {'params': {'max_load': '8', ...}};
+    ``param_read`` {'params': ['max_load', ...]} (default: all);
+    ``event_read`` {'last': N}; ``load_reset`` {} (docs/collection.md)."""
     id: int
     meter_id: int
     kind: str

@@ -91,6 +91,32 @@ class DhCollectorTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertIn('0', read.last_error)
 
     @with_transaction()
+    def test_safety_commands(self):
+        "Safety commands queue; a confirmed load reset records the relay"
+        pool = Pool()
+        Command = pool.get('dh.command')
+        Meter = pool.get('dh.meter')
+        channel, m1, m2 = setup_bus()
+        Meter.write([m1], {'relay': 'open'})
+        write, = Command.queue([m1], 'param_write',
+            {'params': {'max_load': '8', 'overload_trips_allowed': 20}})
+        reset, = Command.queue([m1], 'load_reset')
+        events, = Command.queue([m1], 'event_read', {'last': 10})
+        read, = Command.queue([m1], 'param_read', {'params': ['max_load']})
+        self.assertEqual(json.loads(write.payload)['params']['max_load'],
+            '8')
+        self.assertEqual([c.kind for c in Command.pending(channel.id)],
+            ['param_write', 'load_reset', 'event_read', 'param_read'])
+        Command.report(reset.id, 'sent')
+        Command.report(reset.id, 'confirmed', None, {'lockout': False,
+                'relay': 'closed'})
+        self.assertEqual(Meter(m1.id).relay, 'closed')
+        Command.report(events.id, 'sent')
+        Command.report(events.id, 'confirmed', None, {'events': [],
+                'lockout': False})
+        self.assertEqual(Meter(m1.id).relay, 'closed')
+
+    @with_transaction()
     def test_collect_now_and_health(self):
         "Collect now is a request the daemon clears with the round's figures"
         pool = Pool()
