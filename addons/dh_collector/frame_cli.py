@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument('--di', required=True)
     group = write.add_mutually_exclusive_group(required=True)
     group.add_argument('--value', help='value, encoded through the DI '
-        'registry')
+        'registry (JSON for lists, e.g. 04A00301 \'[["08:00", "5"]]\')')
     group.add_argument('--data', help='raw data bytes in hex, wire order')
     write.add_argument('--version', choices=('2007', '1997'), default='2007')
     _auth(write)
@@ -201,6 +201,11 @@ def _encode(args) -> bytes:
             'operator': args.operator}
     if kind == 'write':
         value = parse_hex(args.data) if args.data is not None else args.value
+        if isinstance(value, str) and value.lstrip()[:1] in ('[', '{'):
+            try:    # a list or object: time-of-day bands, composite items
+                value = json.loads(value)
+            except ValueError:
+                raise CodecError(f'--value {value!r} is not JSON') from None
         return dlt645.write_request(args.address, args.di, value,
             version=args.version, **auth, **common)
     if kind == 'control':

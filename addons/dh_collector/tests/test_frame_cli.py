@@ -162,3 +162,25 @@ def test_encode_defaults_for_times(capsys):
     code, out, _ = run(capsys, 'encode', 'control', '--address', '1',
         '--action', 'hold')
     assert code == 0 and decode_to_json(out)['values']['valid_until']
+
+
+def test_safety_items(capsys):
+    """安全用电 DIs encode and decode with their formats; lists as JSON."""
+    code, out, _ = run(capsys, 'encode', 'write', '--address', '1', '--di',
+        '04A00301', '--password', '123456', '--value',
+        '[["08:00", "5"], ["22:00", "1.5"]]')
+    assert code == 0
+    values = decode_to_json(out)['values']
+    assert values['tod_power_limits'] == [['08:00', 5.0], ['22:00', 1.5]]
+    assert values['password'] == '123456'
+    code, out, _ = run(capsys, 'encode', 'write', '--address', '1', '--di',
+        '04000E01', '--value', '8')
+    assert code == 0 and decode_to_json(out)['value'] == 8.0
+    code, out, _ = run(capsys, 'decode', out)
+    assert code == 0 and json.loads(out)['di'] == '04000E01'
+    code, _, err = run(capsys, 'encode', 'write', '--address', '1', '--di',
+        '04A00301', '--value', '[bad')
+    assert code == 2 and 'is not JSON' in err
+    code, _, err = run(capsys, 'encode', 'write', '--address', '1', '--di',
+        '04A00301', '--value', '[["22:00", "1"], ["08:00", "5"]]')
+    assert code == 2 and 'increasing order' in err
