@@ -1,0 +1,2 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
+from . import routes  # noqa: F401  (registers the HTTP routes)
