@@ -18,9 +18,13 @@ def pending_tasks(database):
         Queue = pool.get('ir.queue')
         queue = Queue.__table__()
         cursor = Transaction().connection.cursor()
+        now = __import__('datetime').datetime.now()
+        # a task scheduled later (a retry's back-off) waits for its time
         cursor.execute(*queue.select(queue.id,
                 where=(queue.dequeued_at == None)  # noqa: E711
-                & (queue.finished_at == None),  # noqa: E711
+                & (queue.finished_at == None)  # noqa: E711
+                & ((queue.scheduled_at == None)  # noqa: E711
+                    | (queue.scheduled_at <= now)),
                 order_by=[queue.id.asc]))
         return [i for i, in cursor]
 

@@ -528,57 +528,64 @@ class Notification(ModelSQL, ModelView):
 
     @classmethod
     def deliver(cls, notifications):
-        """Send each queued or due notification once.  The attempt is
-        committed before the gateway is called: a crash after it leaves
-        the row 'sending', which is never sent again."""
-        pool = Pool()
-        Config = pool.get('dh.alarm.configuration')
-        config = Config(1)
-        senders = cls.senders()
+        """Send each queued or due notification once.  Every step is a
+        transaction of its own (the caller's stays untouched, so one
+        message's outcome never waits on another's): the attempt is
+        committed before the gateway is called, so a crash after it leaves
+        the row 'sending', which is never sent again; the outcome is
+        committed at once."""
         table = cls.__table__()
-        now = dt.datetime.now()
-        for notification in notifications:
-            # claim it in a transaction of its own
+        for notification_id in [int(n) for n in notifications]:
+            now = dt.datetime.now()
             with Transaction().new_transaction() as transaction:
                 cursor = transaction.connection.cursor()
                 cursor.execute(*table.update(
                         [table.state, table.attempts, table.write_date],
                         ['sending', table.attempts + 1, now],
-                        where=(table.id == notification.id)
+                        where=(table.id == notification_id)
                         & table.state.in_(['queued', 'failed'])
                         & ((table.next_attempt_at == Null)
                             | (table.next_attempt_at <= now))))
                 claimed = cursor.rowcount
                 transaction.commit()
-            if not claimed:
-                continue
-            cls._clear_cache()
-            notification = cls(notification.id)
-            sender = senders.get(notification.channel)
-            values = {}
-            retry = None
-            try:
-                if sender is None:
-                    raise SmsError('no-channel', gettext(
-                            'dh_alarm.msg_no_channel',
-                            channel=notification.channel), False)
-                message_id = sender(notification, config)
-                values.update(state='sent', provider_id=message_id,
-                    sent_at=dt.datetime.now(), error=None)
-            except SmsError as exception:
-                error = f'{exception.code}: {exception.message}'[:250]
-                if (exception.retryable
-                        and notification.attempts < config.max_attempts):
-                    retry = config.retry_delay * 2 ** (
-                        notification.attempts - 1)
-                    values.update(state='failed', error=error,
-                        next_attempt_at=dt.datetime.now()
-                        + dt.timedelta(seconds=retry))
-                else:
-                    values.update(state='given_up', error=error)
-            cls.write([notification], values)
-            if retry is not None:
-                cls.enqueue([notification], delay=retry)
+            if claimed:
+                with Transaction().new_transaction() as transaction:
+                    cls._deliver_one(cls(notification_id))
+                    transaction.commit()
+
+    @classmethod
+    def _deliver_one(cls, notification):
+        Config = Pool().get('dh.alarm.configuration')
+        config = Config(1)
+        sender = cls.senders().get(notification.channel)
+        values = {}
+        retry = None
+        try:
+            if sender is None:
+                raise SmsError('no-channel', gettext(
+                        'dh_alarm.msg_no_channel',
+                        channel=notification.channel), False)
+            message_id = sender(notification, config)
+            values.update(state='sent', provider_id=message_id,
+                sent_at=dt.datetime.now(), error=None)
+        except SmsError as exception:
+            error = f'{exception.code}: {exception.message}'[:250]
+            if (exception.retryable
+                    and notification.attempts < config.max_attempts):
+                retry = config.retry_delay * 2 ** (notification.attempts - 1)
+                values.update(state='failed', error=error,
+                    next_attempt_at=dt.datetime.now()
+                    + dt.timedelta(seconds=retry))
+            else:
+                values.update(state='given_up', error=error)
+        except Exception as exception:
+            # a bug or a broken configuration: keep the row, say why
+            logger.exception('notification %s', notification.id)
+            values.update(state='given_up',
+                error=f'{type(exception).__name__}: {exception}'[:250])
+        cls.write([notification], values)
+        if retry is not None:
+            cls.enqueue([notification], delay=retry)
 
     @classmethod
     def _clear_cache(cls):
