@@ -58,6 +58,8 @@ KIND_NAMES_ZH = {
     'relay_mismatch': '继电器状态异常', 'reverse_energy': '反向电量',
     'load_trip': '负荷跳闸', 'load_lockout': '负荷锁定断电',
     }
+TRIP_KINDS_ZH = {'overload': '超负荷', 'malignant': '恶性负载',
+    'tod': '分时功率超限'}
 STATES = [
     ('open', "Open"),
     ('acknowledged', "Acknowledged"),
@@ -359,6 +361,10 @@ class Alarm(ModelSQL, ModelView):
                 at = at.replace(tzinfo=tz)
             start = at.astimezone(UTC).replace(tzinfo=None)
             kind = str(event.get('kind', ''))
+            if kind == 'step':
+                # a power-change record (功率变化记录), not a trip
+                continue
+            kind = TRIP_KINDS_ZH.get(kind, kind)
             period = f'{start:%Y-%m-%d %H:%M:%S}'
             description = gettext('dh_alarm.msg_trip_record', kind=kind,
                 power=event.get('power', '-'))
