@@ -129,6 +129,26 @@ class Profile(DeactivableMixin, ModelSQL, ModelView):
                 'read_safety': {},
                 })
 
+    @classmethod
+    def create(cls, vlist):
+        profiles = super().create(vlist)
+        if any(v.get('areas') for v in vlist):
+            Pool().get('dh.meter').update_effective_profiles()
+        return profiles
+
+    @classmethod
+    def write(cls, *args):
+        super().write(*args)
+        actions = iter(args)
+        if any({'areas', 'active'} & set(values)
+                for _, values in zip(actions, actions)):
+            Pool().get('dh.meter').update_effective_profiles()
+
+    @classmethod
+    def delete(cls, profiles):
+        super().delete(profiles)
+        Pool().get('dh.meter').update_effective_profiles()
+
     @staticmethod
     def default_enabled():
         return True

@@ -118,6 +118,14 @@ class DhAlarmTestCase(CompanyTestMixin, ModuleTestCase):
             profile, wallet, a, b, other = plaza()
             self.assertEqual(Meter(a.id).effective_profile, profile)
             self.assertIsNone(Meter(other.id).effective_profile)
+            # a profile given to an area later reaches its meters
+            east, = pool.get('dh.area').search([('name', '=', '东政'),
+                    ('level', '=', '2')])
+            later, = Profile.create([{'name': '东政',
+                        'areas': [('add', [east.id])]}])
+            self.assertEqual(Meter(other.id).effective_profile, later)
+            Profile.write([later], {'areas': [('remove', [east.id])]})
+            self.assertIsNone(Meter(other.id).effective_profile)
             own, = Profile.create([{'name': 'shop'}])
             Meter.write([Meter(a.id)], {'alarm_profile': own.id})
             self.assertEqual(Meter(a.id).effective_profile, own)
