@@ -235,7 +235,7 @@ def balance(ctx, params):
 
 def balances(ctx, params):
     meter = ctx.Meter.__table__()
-    ctx.cursor.execute(*meter.select(Count(Literal('*')),
+    ctx.cursor.execute(*meter.select(Count(meter.id),
             where=ctx.in_scope(meter)))
     total, = ctx.cursor.fetchone()
     page, size = params['page'], params['page_size']

@@ -152,6 +152,10 @@ class Call:
         except backend.DatabaseOperationalError:
             logger.warning('%s: database busy', self.path, exc_info=True)
             return self.failed(ApiError(503, 'busy'))
+        except Exception:
+            # a bug: still a JSON answer, logged, and nothing committed
+            logger.exception('%s: internal error', self.path)
+            return self.failed(ApiError(500, 'internal_error'))
 
     def handle(self, pool, key, raw, too_large):
         scopes_needed, validator, handler = CALLS[self.path]

@@ -207,8 +207,12 @@ def date(value, field):
     return result
 
 
+MISSING = object()
+
+
 def integer(value, field, low, high, default=None):
-    if value is None:
+    "An optional integer: absent gives the default, null is refused"
+    if value is MISSING:
         return default
     if isinstance(value, Decimal) and value.is_finite() \
             and value == value.to_integral_value():
@@ -229,9 +233,10 @@ def choice(value, field, choices):
 
 
 def _paging(data):
-    return {'page': integer(data.get('page'), 'page', 1, 1000000, 1),
-        'page_size': integer(data.get('page_size'), 'page_size', 1,
-            MAX_PAGE_SIZE, 100)}
+    return {'page': integer(data.get('page', MISSING), 'page', 1, 1000000,
+            1),
+        'page_size': integer(data.get('page_size', MISSING), 'page_size',
+            1, MAX_PAGE_SIZE, 100)}
 
 
 # -- one validator per call: data (dict) -> clean parameters ---------------
@@ -264,9 +269,9 @@ def v_user(data):
 
 def v_low_balance(data):
     _only(data, {'below', 'kind', 'page', 'page_size'})
-    kind = data.get('kind')
+    kind = data.get('kind', MISSING)
     return {'below': threshold(_required(data, 'below')),
-        'kind': 'money' if kind is None else choice(kind, 'kind',
+        'kind': 'money' if kind is MISSING else choice(kind, 'kind',
             LOW_BALANCE_KINDS),
         **_paging(data)}
 

@@ -196,12 +196,14 @@ class ValidateTestCase(unittest.TestCase):
                 'invalid_date')
         self.assertEqual(validate.v_balances({'page': D('2.0')}),
             {'page': 2, 'page_size': 100})
-        for page in [0, -1, True, '1', D('1.5'), 10 ** 7]:
+        for page in [0, -1, True, '1', D('1.5'), 10 ** 7, None]:
             self.assertEqual(self.invalid(validate.v_balances,
                     {'page': page}), ('invalid_field', 'page'))
         self.assertEqual(self.invalid(validate.v_control, {
                     'device_id': '1', 'action': 'explode'}),
             ('invalid_field', 'action'))
+        self.assertEqual(self.invalid(validate.v_low_balance, {
+                    'below': '1', 'kind': None}), ('invalid_field', 'kind'))
         self.assertEqual(validate.v_low_balance({'below': '-5.5'}),
             {'below': D('-5.50'), 'kind': 'money', 'page': 1,
                 'page_size': 100})
