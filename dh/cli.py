@@ -6,6 +6,7 @@
   dh collect -c CONF -d DB [--once]
   dh bench NAME [options]
   dh worker -c CONF -d DB          (queued tasks on SQLite)
+  dh token create|list|revoke …    (API tokens; dh token --help)
 """
 import argparse
 import sys
@@ -27,6 +28,14 @@ def main(argv=None):
                 file=sys.stderr)
             return 2
         return frame(argv[1:])
+    if argv and argv[0] == 'token':
+        try:
+            from trytond.modules.dh_api.token_cli import main as token
+        except ImportError:
+            print('dh token: the dh_api module is not installed',
+                file=sys.stderr)
+            return 2
+        return token(argv[1:])
     parser = argparse.ArgumentParser(prog='dh',
         description='DH metering command line')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -55,6 +64,7 @@ def main(argv=None):
     sub.add_parser('frame', help='decode / encode meter frames')
     sub.add_parser('sim', help='the meter simulator (dh sim --help)')
     sub.add_parser('collect', help='the collector daemon (dh collect --help)')
+    sub.add_parser('token', help='API tokens (dh token --help)')
 
     options = parser.parse_args(argv)
     if options.command == 'demo':

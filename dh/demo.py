@@ -112,6 +112,9 @@ def run(options):
     log('LOGINS:')
     for login, password, group in logins:
         log(f'  {login} / {password or ADMIN_PASSWORD}  ({group})')
+    if summary.get('api_token'):
+        log(f'API TOKEN: {summary["api_token"]}  (demo integration, every '
+            'area and operation)')
     if options.no_serve:
         return 0
     return serve(config, database, options.port, parts, ctx)
@@ -132,7 +135,10 @@ def serve(config, database, port, parts, ctx):
                 '-d', database], env=env),
         ]
     log(f'WEB: http://127.0.0.1:{port}/')
-    log(f'API: http://127.0.0.1:{port}/{database}/rpc/  (Tryton JSON-RPC)')
+    log(f'API: http://127.0.0.1:{port}/{database}/dh/api/v1/  (HTTP API, '
+        f'docs: http://127.0.0.1:{port}/{database}/dh/api/v1/docs)')
+    log(f'JSON-RPC: http://127.0.0.1:{port}/{database}/rpc/  '
+        '(Tryton JSON-RPC)')
     log('PORTAL: (comes with the dh_wechat module)')
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
