@@ -60,6 +60,13 @@ def run(options):
     pool = Pool(options.database)
     with Transaction().start(options.database, 0, readonly=True):
         pool.init()
+    # the demo's log-only SMS gateway writes the messages here
+    sms = logging.getLogger('trytond.modules.dh_alarm')
+    if not logging.getLogger().handlers and not sms.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        sms.addHandler(handler)
+        sms.setLevel(logging.INFO)
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     while not stop:

@@ -223,3 +223,14 @@ def test_worker_killed_mid_send_never_sends_twice(db):
         phones = [m['phone'] for m in fake.messages]
         assert phones.count('13800138007') <= 1
         assert phones.count('13800138008') == 1
+
+
+def test_log_gateway_writes_the_chinese_text(db):
+    database, config = db
+    configure(database)
+    ids = notify(database, 'l1', ['13800138009'])
+    result = worker(config)
+    (state, attempts, error, provider), = states(database, ids).values()
+    assert (state, provider[:4]) == ('sent', 'log-'), error
+    assert '瀚15#601A剩余12.00元，已低于20.00元，请及时充值。' in \
+        result.stderr.decode()

@@ -319,7 +319,8 @@ class Alarm(ModelSQL, ModelView):
                 changes.apply(meter.id, 'relay_mismatch', _Found(
                         value=None, threshold=None, start=now,
                         description=gettext('dh_alarm.msg_relay_failed',
-                            kind=command.kind,
+                            kind={'trip': '跳闸', 'close': '合闸'}.get(
+                                command.kind, command.kind),
                             error=command.last_error or '-')),
                     existing.get((meter.id, 'relay_mismatch')))
             elif command.state == 'confirmed':
