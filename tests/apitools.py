@@ -41,6 +41,11 @@ def seed(pool):
     from trytond.transaction import Transaction
     company = setup_accounting()
     ids = {'company': company.id}
+    # the administrator works in the company (JSON-RPC and proteus clients)
+    User = pool.get('res.user')
+    admin, = User.search([('login', '=', 'admin')])
+    User.write([admin], {'companies': [('add', [company.id])],
+            'company': company.id})
     with set_company(company):
         Party = pool.get('party.party')
         Wallet = pool.get('dh.wallet')
