@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(VENV)/bin/dh bench report
 	$(VENV)/bin/dh bench export
 	$(VENV)/bin/dh bench demo
+	$(VENV)/bin/dh bench api
 
 clean:
 	rm -rf var/dbcache var/test test-output

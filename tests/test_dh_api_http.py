@@ -541,7 +541,7 @@ def test_schemathesis(api, tmp_path):
         '--request-timeout', '30', '--suppress-health-check', 'all',
         '--report', 'junit', '--report-dir', str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True,
-        timeout=900, env=dict(os.environ, NO_COLOR='1',
+        timeout=900, cwd=str(tmp_path), env=dict(os.environ, NO_COLOR='1',
             SCHEMATHESIS_HOOKS=''))
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr
     assert 'No issues found' in result.stdout or 'passed' in \
