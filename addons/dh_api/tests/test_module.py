@@ -120,6 +120,20 @@ class DhApiTestCase(CompanyTestMixin, ModuleTestCase):
             tangqu.find('202')
 
     @with_transaction()
+    def test_demo_token(self):
+        "The demo part makes its published token once"
+        from ..demo import DEMO_KEY, DemoPart
+        Token = Pool().get('dh.api.token')
+        logged = []
+        for _ in range(2):
+            summary = DemoPart.build({}, logged.append)
+        self.assertEqual(summary, {'api_token': DEMO_KEY})
+        self.assertEqual(len(logged), 1)
+        token_id, state, scopes, areas = Token.authenticate(DEMO_KEY)
+        self.assertEqual((state, scopes, areas), ('active',
+                {'read', 'recharge', 'control'}, None))
+
+    @with_transaction()
     def test_translations_complete(self):
         "Every message and reason has its zh_CN translation"
         po = open(os.path.join(HERE, 'locale', 'zh_CN.po'),
