@@ -280,48 +280,61 @@ class Notification(ModelSQL, ModelView):
         """Queue one message per recipient; a key already used is skipped
         (the same event never makes two messages), a phone over its daily
         cap gets the row given up.  Returns the new notifications."""
+        return cls.notify_many([(template, params, recipients, key, meter,
+                    alarm)])
+
+    @classmethod
+    def notify_many(cls, items):
+        """``notify`` for many events at once: [(template, params,
+        recipients, key, meter, alarm)] — a few queries, not a few per
+        message"""
         pool = Pool()
         Config = pool.get('dh.alarm.configuration')
         config = Config(1)
-        keys = {f'{key}:{channel}:{recipient}': (channel, recipient)
-            for channel, recipient in recipients}
-        if not keys:
+        rows = {}
+        for template, params, recipients, key, meter, alarm in items:
+            text = render(template, params)
+            for channel, recipient in recipients:
+                rows.setdefault(f'{key}:{channel}:{recipient}', {
+                        'channel': channel, 'recipient': recipient,
+                        'template': template, 'params': params,
+                        'text': text, 'meter': meter, 'alarm': alarm,
+                        'state': 'queued'})
+        if not rows:
             return []
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
-        cursor.execute(*table.select(table.key,
-                where=table.key.in_(list(keys))))
-        done = {k for k, in cursor}
-        text = render(template, params)
+        for chunk in _chunks(sorted(rows)):
+            cursor.execute(*table.select(table.key,
+                    where=table.key.in_(chunk)))
+            for key, in cursor:
+                rows.pop(key, None)
         today = dt.datetime.combine(dt.date.today(), dt.time())
+        phones = sorted({v['recipient'] for v in rows.values()
+                if v['channel'] == 'sms'})
+        counts = defaultdict(int)
+        for chunk in _chunks(phones):
+            cursor.execute(*table.select(table.recipient, Count(table.id),
+                    where=table.recipient.in_(chunk)
+                    & (table.create_date >= today)
+                    & (table.state != 'given_up'),
+                    group_by=[table.recipient]))
+            counts.update(cursor)
         vlist = []
-        for full_key, (channel, recipient) in keys.items():
-            if full_key in done:
-                continue
-            values = {'channel': channel, 'recipient': recipient,
-                'template': template, 'params': params, 'text': text,
-                'key': full_key, 'meter': meter, 'alarm': alarm,
-                'state': 'queued'}
-            if channel == 'sms' and cls._sent_today(recipient, today) >= \
-                    config.daily_cap:
-                values.update(state='given_up', error=gettext(
-                        'dh_alarm.msg_daily_cap', cap=config.daily_cap))
+        for key, values in rows.items():
+            values['key'] = key
+            if values['channel'] == 'sms':
+                if counts[values['recipient']] >= config.daily_cap:
+                    values.update(state='given_up', error=gettext(
+                            'dh_alarm.msg_daily_cap', cap=config.daily_cap))
+                else:
+                    counts[values['recipient']] += 1
             vlist.append(values)
         notifications = cls.create(vlist)
         queued = [n for n in notifications if n.state == 'queued']
         if queued:
             cls.enqueue(queued)
         return notifications
-
-    @classmethod
-    def _sent_today(cls, recipient, today):
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(*table.select(Count(table.id),
-                where=(table.recipient == recipient)
-                & (table.create_date >= today)
-                & (table.state != 'given_up')))
-        return cursor.fetchone()[0]
 
     @classmethod
     def enqueue(cls, notifications, delay=None):
@@ -337,7 +350,6 @@ class Notification(ModelSQL, ModelView):
         low-balance staging of both modes, and on the settlement day the
         monthly usage.  Returns how many notifications were made."""
         meters, profiles = facts.meters, facts.profiles
-        made = 0
         opened = [a for a in changes.opened if a.state == 'open']
         by_key = {(a.meter.id, a.kind): a for a in opened}
         low = {}
@@ -357,10 +369,11 @@ class Notification(ModelSQL, ModelView):
         if not wanted:
             return 0
         recipients = cls.recipients({i: meters[i] for i in wanted}, profiles)
+        items = []
         for alarm in others:
-            made += len(cls.notify('alarm', cls.alarm_params(alarm),
+            items.append(('alarm', cls.alarm_params(alarm),
                     recipients[alarm.meter.id], f'alarm:{alarm.id}',
-                    meter=alarm.meter.id, alarm=alarm.id))
+                    alarm.meter.id, alarm.id))
         stage_updates = []
         for meter_id, (_, alarm) in low.items():
             meter = meters[meter_id]
@@ -375,10 +388,10 @@ class Notification(ModelSQL, ModelView):
             if profile.low_balance_mode == 'staged':
                 step = rules.staged(alarm.stage or 0, stage_now)
                 if step.send:
-                    made += len(cls.notify('low_balance', params,
+                    items.append(('low_balance', params,
                             recipients[meter_id],
-                            f'low:{alarm.id}:{step.stage}', meter=meter_id,
-                            alarm=alarm.id))
+                            f'low:{alarm.id}:{step.stage}', meter_id,
+                            alarm.id))
                 if step.stage != (alarm.stage or 0):
                     stage_updates.append((alarm.id, step.stage, None))
             else:
@@ -386,10 +399,10 @@ class Notification(ModelSQL, ModelView):
                 step = rules.daily(stage_now, facts.local, send_at,
                     alarm.last_sent)
                 if step.send:
-                    made += len(cls.notify('low_balance', params,
+                    items.append(('low_balance', params,
                             recipients[meter_id],
                             f'lowday:{alarm.id}:{facts.local:%Y-%m-%d}',
-                            meter=meter_id, alarm=alarm.id))
+                            meter_id, alarm.id))
                     stage_updates.append((alarm.id, stage_now,
                             facts.local.date()))
         if stage_updates:
@@ -403,10 +416,9 @@ class Notification(ModelSQL, ModelView):
                 to_write += [[alarm], values]
             Alarm.write(*to_write)
         for meter_id, params in monthly.items():
-            made += len(cls.notify('monthly_usage', params,
-                    recipients[meter_id],
-                    f'month:{meter_id}:{params["period"]}', meter=meter_id))
-        return made
+            items.append(('monthly_usage', params, recipients[meter_id],
+                    f'month:{meter_id}:{params["period"]}', meter_id, None))
+        return len(cls.notify_many(items))
 
     @classmethod
     def _monthly_due(cls, facts):
