@@ -23,6 +23,8 @@ from trytond.transaction import Transaction
 from trytond.modules.dh_metering.meter import MAIN_REGISTER
 from trytond.modules.dh_metering.reading import local_timezone
 
+from . import sqlcache
+
 CENT = Decimal('0.01')
 UNITS = {'electricity': 'kWh', 'water': 'm3', 'ac_indoor': 'h',
     'ac_outdoor': 'kWh'}
@@ -123,6 +125,18 @@ class Context:
                 | meter.area_l4.in_(areas))
         return condition
 
+    def scope_key(self):
+        "The shape of the scope condition (for sqlcache)"
+        return None if self.areas is None else len(self.areas)
+
+    def scope_params(self):
+        "The parameters of the scope condition, in python-sql's order"
+        if self.areas is None:
+            return [True]
+        if not self.areas:
+            return [True, -1]
+        return [True, *(list(self.areas) * 4)]
+
     def scope_query(self):
         "A query of the ids of the meters in scope (for api_ hooks)"
         meter = self.Meter.__table__()
@@ -136,10 +150,12 @@ class Context:
         if device_id.isdigit():
             addresses.update(device_id.zfill(n) for n in (12, 14)
                 if len(device_id) < n)
-        self.cursor.execute(*meter.select(meter.id, meter.number,
+        addresses = sorted(addresses)
+        sqlcache.execute(self.cursor, ('find', self.scope_key(),
+                len(addresses)), lambda: meter.select(meter.id, meter.number,
                 where=self.in_scope(meter) & ((meter.number == device_id)
-                    | meter.address.in_(sorted(addresses))),
-                limit=5))
+                    | meter.address.in_(addresses)),
+                limit=5), [*self.scope_params(), device_id, *addresses, 5])
         rows = self.cursor.fetchall()
         for meter_id, number in rows:
             if number == device_id:
@@ -174,24 +190,35 @@ class Context:
         meter = self.Meter.__table__()
         master = self.Meter.__table__()
         wallet = pool.get('dh.wallet').__table__()
-        condition = self.in_scope(meter)
-        if meter_ids is not None:
-            condition &= meter.id.in_(list(meter_ids) or [-1])
-        if where is not None:
-            condition &= where
-        query = meter.join(master, 'LEFT',
-            condition=meter.master == master.id
-            ).join(wallet, 'LEFT',
-            condition=wallet.id == Coalesce(master.wallet, meter.wallet)
-            ).select(meter.id, meter.number, meter.name, meter.address,
-                meter.utility, meter.billing_mode, meter.role, meter.state,
-                meter.relay, meter.last_value, meter.last_read_at,
-                meter.remaining, meter.multiplier, wallet.code,
-                wallet.balance,
-                where=condition,
-                order_by=[meter.number.asc, meter.id.asc] if order else [],
-                limit=limit, offset=offset)
-        self.cursor.execute(*query)
+
+        def condition():
+            condition = self.in_scope(meter)
+            if meter_ids is not None:
+                condition &= meter.id.in_(list(meter_ids) or [-1])
+            if where is not None:
+                condition &= where
+            return condition
+
+        def query():
+            return meter.join(master, 'LEFT',
+                condition=meter.master == master.id
+                ).join(wallet, 'LEFT',
+                condition=wallet.id == Coalesce(master.wallet, meter.wallet)
+                ).select(meter.id, meter.number, meter.name,
+                    meter.address, meter.utility, meter.billing_mode,
+                    meter.role, meter.state, meter.relay, meter.last_value,
+                    meter.last_read_at, meter.remaining, meter.multiplier,
+                    wallet.code, wallet.balance,
+                    where=condition(),
+                    order_by=([meter.number.asc, meter.id.asc] if order
+                        else []),
+                    limit=limit, offset=offset)
+        if (meter_ids is not None and len(meter_ids) == 1 and where is None
+                and not order and limit is None and offset is None):
+            sqlcache.execute(self.cursor, ('balance', self.scope_key()),
+                query, [*self.scope_params(), *meter_ids])
+        else:
+            self.cursor.execute(*query())
         return [balance_dict(row) for row in self.cursor.fetchall()]
 
 

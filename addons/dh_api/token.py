@@ -12,7 +12,6 @@ import hashlib
 import json
 import secrets
 
-from sql import Null
 from sql.aggregate import Max
 
 from trytond.i18n import gettext
@@ -23,6 +22,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateView, Wizard
 
+from . import sqlcache
 from .exceptions import TokenError
 
 SCOPES = [
@@ -193,8 +193,10 @@ class Token(Workflow, ModelSQL, ModelView):
         table = cls.__table__()
         link = pool.get('dh.api.token-dh.area').__table__()
         cursor = Transaction().connection.cursor()
-        cursor.execute(*table.select(table.id, table.state, table.scopes,
-                table.all_areas, where=table.key_hash == hash_key(key)))
+        digest = hash_key(key)
+        sqlcache.execute(cursor, ('token',), lambda: table.select(table.id,
+                table.state, table.scopes, table.all_areas,
+                where=table.key_hash == digest), [digest])
         row = cursor.fetchone()
         if not row:
             return None
@@ -203,8 +205,8 @@ class Token(Workflow, ModelSQL, ModelView):
             scopes or [])
         areas = None
         if not all_areas:
-            cursor.execute(*link.select(link.area,
-                    where=link.token == token_id))
+            sqlcache.execute(cursor, ('token_areas',), lambda: link.select(
+                    link.area, where=link.token == token_id), [token_id])
             areas = sorted(a for a, in cursor)
         return token_id, state, frozenset(scopes), areas
 
@@ -263,18 +265,17 @@ class Call(ModelSQL, ModelView):
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         now = dt.datetime.now()
-        cursor.execute(*table.insert([table.create_uid, table.create_date,
-                    table.date, table.token, table.remote_addr,
-                    table.operation, table.device, table.meter,
-                    table.reference, table.status, table.outcome,
-                    table.duration],
-                [[Transaction().user, now, now,
-                        token_id if token_id else Null,
-                        (remote_addr or '')[:64], operation[:64],
-                        (device or '')[:250] or Null,
-                        meter_id if meter_id else Null,
-                        (reference or '')[:100] or Null, status,
-                        outcome[:64], int(duration)]]))
+        values = [Transaction().user, now, now, token_id or None,
+            (remote_addr or '')[:64], operation[:64],
+            (device or '')[:250] or None, meter_id or None,
+            (reference or '')[:100] or None, status, outcome[:64],
+            int(duration)]
+        sqlcache.execute(cursor, ('call',), lambda: table.insert(
+                [table.create_uid, table.create_date, table.date,
+                    table.token, table.remote_addr, table.operation,
+                    table.device, table.meter, table.reference,
+                    table.status, table.outcome, table.duration],
+                [values]), values)
 
     @classmethod
     def write(cls, *args):
