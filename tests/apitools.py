@@ -155,6 +155,10 @@ class Server:
         self.folder, self.config = dbtools.create(NAME, 'dh_api',
             f'retry = 10\n[web]\nlisten = 127.0.0.1:{self.port}\n'
             '[queue]\nworker = False\n')
+        # the Chinese messages (Accept-Language: zh-CN)
+        subprocess.run([os.path.join(BIN, 'trytond-admin'), '-c',
+                self.config, '-d', NAME, '-u', 'dh_api', '-l', 'zh_CN'],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         from trytond.modules.dh_collector import collectd
         self.db = collectd.Database(self.config, NAME)
         self.ids = self.db._run(seed)

@@ -202,9 +202,17 @@ def test_balance(api):
     for raw in [b'{', b'[1, 2]', b'"2001"', b'\xff\xfe', b'{"device_id": NaN}']:
         body = post(api, 'balance', token='all', raw=raw, status=400,
             code='invalid_json')
+    zh = {'Accept-Language': 'zh-CN,zh;q=0.9,en;q=0.8'}
     chinese = post(api, 'balance', {'device_id': 'NOSUCH'}, status=404,
-        headers={'Accept-Language': 'zh-CN,zh;q=0.9'})
-    assert chinese['code'] == 'unknown_device'
+        headers=zh)
+    assert chinese == {'code': 'unknown_device', 'field': 'device_id',
+        'message': '该令牌的区域内没有设备 NOSUCH。'}
+    chinese = post(api, 'recharge', {'device_id': '202', 'amount': 1.001,
+            'txn_no': 'ZH-1'}, status=400, headers=zh)
+    assert chinese['message'] == 'amount：最多两位小数'
+    english = post(api, 'balance', {'device_id': 'NOSUCH'}, status=404,
+        headers={'Accept-Language': 'en-US,zh;q=0.5'})
+    assert english['message'] == "No device NOSUCH in this token's areas."
 
 
 def test_balances_paged(api):

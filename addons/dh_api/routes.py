@@ -44,8 +44,14 @@ def json_response(status, body, headers=None):
 
 def language(request):
     "zh_CN when the caller prefers Chinese, else English"
-    best = request.accept_languages.best_match(['en', 'zh-CN', 'zh'])
-    return 'zh_CN' if best and best.lower().startswith('zh') else 'en'
+    # the caller's languages, best first: the first English or Chinese one
+    for value, _ in request.accept_languages:
+        value = value.lower()
+        if value.startswith('zh'):
+            return 'zh_CN'
+        if value.startswith('en'):
+            return 'en'
+    return 'en'
 
 
 def bearer(request):
