@@ -80,6 +80,12 @@ class DhApiTestCase(CompanyTestMixin, ModuleTestCase):
                 call.status, call.outcome, call.duration),
             (token, 'balance', '2001', 200, 'ok', 3))
         self.assertEqual(Token(token.id).last_used, call.date)
+        # the daily purge keeps what is younger than the retention
+        self.assertEqual(Call.cron_purge(days=1), 0)
+        self.assertEqual(Call.cron_purge(days=-1), 1)
+        Call.record(token.id, '127.0.0.1', 'balance', '2001', None, None,
+            200, 'ok', 3.4)
+        call, = Call.search([])
         with self.assertRaises(UserError):
             Call.write([call], {'outcome': 'forged'})
         with self.assertRaises(UserError):
