@@ -14,6 +14,7 @@ from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin
 from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+from trytond.transaction import Transaction
 
 from .. import validate
 from ..api import ApiError, Context
@@ -48,6 +49,23 @@ class DhApiTestCase(CompanyTestMixin, ModuleTestCase):
         new = token.new_key()
         self.assertIsNone(Token.authenticate(key))
         self.assertEqual(Token.authenticate(new)[0], token.id)
+
+    @with_transaction()
+    def test_generate_key_wizard(self):
+        "The backend's button: a draft token gets its key, shown once"
+        pool = Pool()
+        Token = pool.get('dh.api.token')
+        GenerateKey = pool.get('dh.api.token.generate_key', type='wizard')
+        token, = Token.create([{'name': 'Platform', 'scopes': ['read']}])
+        self.assertEqual((token.state, token.key_hash), ('draft', None))
+        session_id, _, _ = GenerateKey.create()
+        wizard = GenerateKey(session_id)
+        with Transaction().set_context(active_model='dh.api.token',
+                active_id=token.id, active_ids=[token.id]):
+            result = wizard.execute(session_id, {}, 'show')
+        key = result['view']['defaults']['key']
+        self.assertEqual(Token.authenticate(key)[:2], (token.id, 'active'))
+        GenerateKey.delete(session_id)
 
     @with_transaction()
     def test_revoke_is_final(self):
