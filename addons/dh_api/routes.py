@@ -228,7 +228,7 @@ class Call:
         headers = {}
         if error.status == 401:
             headers['WWW-Authenticate'] = (
-                f'Bearer realm="dh", error="invalid_token"'
+                'Bearer realm="dh", error="invalid_token"'
                 if error.code == 'token_revoked' else 'Bearer realm="dh"')
         return json_response(error.status, holder['body'], headers)
 
