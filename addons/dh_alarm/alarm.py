@@ -182,7 +182,8 @@ class Alarm(ModelSQL, ModelView):
         profiles = cls._profiles({m['profile'] for m in meters.values()})
         meters = {i: m for i, m in meters.items()
             if profiles.get(m['profile']) is not None}
-        facts = _Facts(cls, meters, profiles, now, local, tz, timed)
+        facts = _Facts(cls, meters, profiles, now, local, tz, timed,
+            every=meter_ids is None)
         facts.load()
         existing = cls._open_events(list(meters))
         changes = _Changes(cls, now)
@@ -234,8 +235,8 @@ class Alarm(ModelSQL, ModelView):
     @classmethod
     def _profiles(cls, ids):
         Profile = Pool().get('dh.alarm.profile')
-        return {p.id: p for p in Profile.browse([i for i in ids if i])
-            if p.active and p.enabled}
+        return {p.id: p.snapshot() for p in Profile.browse(
+                [i for i in ids if i]) if p.active and p.enabled}
 
     @classmethod
     def _open_events(cls, meter_ids):
@@ -411,6 +412,17 @@ class _Open:
         self.stage, self.last_sent, self.start = stage, last_sent, start
 
 
+class _Opened:
+    "An event just created, as plain values (meter is the meter id)"
+    __slots__ = ('id', 'meter', 'kind', 'state', 'start', 'value',
+        'threshold', 'stage', 'last_sent')
+
+    def __init__(self, id, values):
+        self.id = id
+        for name in self.__slots__[1:]:
+            setattr(self, name, values.get(name))
+
+
 class _Found:
     "A condition that holds now"
     __slots__ = ('value', 'threshold', 'start', 'period', 'description')
@@ -430,7 +442,7 @@ class _Changes:
         self.to_create = []
         self.to_close = []          # (id, end)
         self.to_update = []         # (id, value)
-        self.opened = []            # dh.alarm records after flush
+        self.opened = []            # _Opened of the events created
         self.closed = 0
         self.touched = set()
         self.still_open = {}        # (meter, kind) → _Open kept open
@@ -480,7 +492,12 @@ class _Changes:
             cursor.executemany(f'UPDATE dh_alarm SET value = {p} '
                 f'WHERE id = {p}', [(v, i) for i, v in self.to_update])
         if self.to_create:
-            self.opened = Alarm.create(self.to_create)
+            # in chunks: Tryton checks every instance against the whole
+            # list of created ids (quadratic for thousands of events)
+            for chunk in _chunks(self.to_create, 500):
+                alarms = Alarm.create(chunk)
+                self.opened += [_Opened(alarm.id, values)
+                    for alarm, values in zip(alarms, chunk)]
         if self.to_close or self.to_update:
             for cache in Transaction().cache.values():
                 if 'dh.alarm' in cache:
@@ -491,8 +508,10 @@ class _Changes:
 class _Facts:
     "The figures of one evaluation, gathered set-based"
 
-    def __init__(self, Alarm, meters, profiles, now, local, tz, timed):
+    def __init__(self, Alarm, meters, profiles, now, local, tz, timed,
+            every=False):
         self.Alarm = Alarm
+        self.every = every          # a round over every meter
         self.meters = meters
         self.profiles = profiles
         self.now, self.local, self.tz, self.timed = now, local, tz, timed
@@ -500,7 +519,7 @@ class _Facts:
         self.day = {}               # (meter, register) → usage today
         self.month = {}             # meter → usage this month
         self.night = {}             # meter → (usage, period label)
-        self.stagnant_days = {}     # meter → [(date, usage)]
+        self.stagnant_days = {}     # meter → (days read, usage)
         self.cycle = {}             # channel → minutes
         self.trip_at = {}           # meter → time the relay was opened
         self.used_since_trip = {}   # meter → usage after the trip
@@ -524,7 +543,7 @@ class _Facts:
                 need['voltage'].add(meter_id)
             if profile.current_max:
                 need['current'].add(meter_id)
-            if profile.max_load or profile.tod_power_limits:
+            if profile.max_load or profile.power_bands:
                 need['power'].add(meter_id)
             if profile.day_usage_max or profile.reverse_energy:
                 need['day'].add(meter_id)
@@ -537,63 +556,55 @@ class _Facts:
                 need['stagnant'].add(meter_id)
             if meter['relay'] == 'open':
                 need['trip'].add(meter_id)
+        main = {meter_id: MAIN_REGISTER.get(meter['utility'])
+            for meter_id, meter in self.meters.items()}
         for register in INSTANT:
-            for chunk in _chunks(sorted(need[register])):
-                cursor.execute('SELECT meter, read_at, value_e4 FROM '
-                    'dh_reading_last WHERE register = ' + p + ' AND meter IN '
-                    f'({", ".join([p] * len(chunk))})', [register] + chunk)
-                for meter_id, read_at, value in cursor:
-                    self.instant[meter_id, register] = (_dt(read_at),
-                        Decimal(value) / E4)
-        for chunk in _chunks(sorted(need['day'])):
-            cursor.execute('SELECT meter, register, usage_e4 FROM '
-                f'dh_usage_day WHERE period = {p} AND meter IN '
-                f'({", ".join([p] * len(chunk))})', [today] + chunk)
-            for meter_id, register, usage in cursor:
-                self.day[meter_id, register] = Decimal(usage) / E4
-        for chunk in _chunks(sorted(need['month'])):
-            cursor.execute('SELECT meter, register, usage_e4 FROM '
-                f'dh_usage_month WHERE period = {p} AND meter IN '
-                f'({", ".join([p] * len(chunk))})', [month] + chunk)
-            for meter_id, register, usage in cursor:
-                if register == MAIN_REGISTER.get(
-                        self.meters[meter_id]['utility']):
-                    self.month[meter_id] = Decimal(usage) / E4
+            for meter_id, read_at, value in self.rows(cursor,
+                    'SELECT meter, read_at, value_e4 FROM dh_reading_last '
+                    f'WHERE register = {p}', [register], need[register]):
+                self.instant[meter_id, register] = (_dt(read_at),
+                    Decimal(value) / E4)
+        for meter_id, register, usage in self.rows(cursor,
+                'SELECT meter, register, usage_e4 FROM dh_usage_day '
+                f'WHERE period = {p}', [today], need['day']):
+            self.day[meter_id, register] = Decimal(usage) / E4
+        for meter_id, register, usage in self.rows(cursor,
+                'SELECT meter, register, usage_e4 FROM dh_usage_month '
+                f'WHERE period = {p}', [month], need['month']):
+            if register == main[meter_id]:
+                self.month[meter_id] = Decimal(usage) / E4
         # nights differ by profile: one query per distinct window
-        windows = defaultdict(list)
+        windows = defaultdict(set)
+        night_of = {}
         for meter_id in need['night']:
             profile = profiles[self.meters[meter_id]['profile']]
-            begin, end = rules.night_window(self.local, *profile.night)
-            windows[begin, end].append(meter_id)
+            window = night_of.get(profile.id)
+            if window is None:
+                window = night_of[profile.id] = rules.night_window(
+                    self.local, *profile.night)
+            windows[window].add(meter_id)
         for (begin, end), members in windows.items():
             label = f'{begin:%Y-%m-%d}'
-            for chunk in _chunks(sorted(members)):
-                cursor.execute('SELECT meter, register, SUM(usage_e4) FROM '
-                    f'dh_usage_hour WHERE period >= {p} AND period < {p} '
-                    f'AND meter IN ({", ".join([p] * len(chunk))}) '
-                    'GROUP BY meter, register',
-                    [self.utc(begin), self.utc(end)] + chunk)
-                for meter_id, register, usage in cursor:
-                    if register == MAIN_REGISTER.get(
-                            self.meters[meter_id]['utility']):
-                        self.night[meter_id] = (Decimal(usage) / E4, label,
-                            self.utc(begin))
-        by_days = defaultdict(list)
+            for meter_id, register, usage in self.rows(cursor,
+                    'SELECT meter, register, SUM(usage_e4) FROM '
+                    f'dh_usage_hour WHERE period >= {p} AND period < {p}',
+                    [self.utc(begin), self.utc(end)], members,
+                    'GROUP BY meter, register'):
+                if register == main[meter_id]:
+                    self.night[meter_id] = (Decimal(usage) / E4, label,
+                        self.utc(begin))
+        by_days = defaultdict(set)
         for meter_id in need['stagnant']:
             profile = profiles[self.meters[meter_id]['profile']]
-            by_days[profile.stagnant_days].append(meter_id)
+            by_days[profile.stagnant_days].add(meter_id)
         for days, members in by_days.items():
             first = today - dt.timedelta(days=days)
-            for chunk in _chunks(sorted(members)):
-                cursor.execute('SELECT meter, register, period, usage_e4 '
-                    f'FROM dh_usage_day WHERE period >= {p} AND period < {p} '
-                    f'AND meter IN ({", ".join([p] * len(chunk))})',
-                    [first, today] + chunk)
-                for meter_id, register, period, usage in cursor:
-                    if register == MAIN_REGISTER.get(
-                            self.meters[meter_id]['utility']):
-                        self.stagnant_days.setdefault(meter_id, []).append(
-                            (period, usage))
+            for meter_id, register, count, total in self.rows(cursor,
+                    'SELECT meter, register, COUNT(*), SUM(usage_e4) FROM '
+                    f'dh_usage_day WHERE period >= {p} AND period < {p}',
+                    [first, today], members, 'GROUP BY meter, register'):
+                if register == main[meter_id]:
+                    self.stagnant_days[meter_id] = (count, total)
         if self.timed:
             Plan = Pool().get('dh.channel-dh.read.plan')
             ReadPlan = Pool().get('dh.read.plan')
@@ -620,18 +631,44 @@ class _Facts:
                         self.trip_at[meter_id] = _dt(done)
             # usage in the whole hours after the trip (the hour of the trip
             # itself may hold usage from before it)
-            for meter_id, at in self.trip_at.items():
-                start = at.replace(minute=0, second=0, microsecond=0) \
-                    + dt.timedelta(hours=1)
-                register = MAIN_REGISTER.get(
-                    self.meters[meter_id]['utility'])
-                cursor.execute('SELECT SUM(usage_e4) FROM dh_usage_hour '
-                    f'WHERE meter = {p} AND register = {p} AND period >= {p}',
-                    (meter_id, register, start))
-                used, = cursor.fetchone()
-                if used:
-                    self.used_since_trip[meter_id] = (Decimal(used) / E4,
-                        start)
+            starts = {meter_id: at.replace(minute=0, second=0,
+                    microsecond=0) + dt.timedelta(hours=1)
+                for meter_id, at in self.trip_at.items()}
+            if starts:
+                for meter_id, register, period, usage in self.rows(cursor,
+                        'SELECT meter, register, period, usage_e4 FROM '
+                        f'dh_usage_hour WHERE period >= {p}',
+                        [min(starts.values())], set(starts)):
+                    if (register == main[meter_id] and usage
+                            and _dt(period) >= starts[meter_id]):
+                        used, _ = self.used_since_trip.get(meter_id,
+                            (Decimal(0), None))
+                        self.used_since_trip[meter_id] = (
+                            used + Decimal(usage) / E4, starts[meter_id])
+
+    def rows(self, cursor, query, params, members, tail=''):
+        """The rows of ``query`` (a SELECT … WHERE …, meter first) for the
+        meters ``members``: in a round over every meter one query for all
+        (the rows of other meters dropped), else by chunks of meters"""
+        if not members:
+            return
+        if self.every or len(members) > 20000:
+            cursor.execute(f'{query} {tail}', params)
+            for row in cursor:
+                if row[0] in members:
+                    yield row
+            return
+        p = _p()
+        postgresql = backend.name == 'postgresql'
+        for chunk in _chunks(sorted(members), 5000 if postgresql else 500):
+            if postgresql:
+                cursor.execute(f'{query} AND meter = ANY({p}) {tail}',
+                    params + [chunk])
+            else:
+                cursor.execute(f'{query} AND meter IN '
+                    f'({", ".join([p] * len(chunk))}) {tail}',
+                    params + chunk)
+            yield from cursor.fetchall()
 
     def conditions(self, meter_id, meter, profile):
         """[(kind, _Found or None)] for every rule that applies to this
@@ -646,14 +683,13 @@ class _Facts:
                     (None, None))
                 result.append((kind, _Found(value, limit, read_at)
                         if rules.over(value, limit) else None))
-        if profile.max_load or profile.tod_power_limits:
+        if profile.max_load or profile.power_bands:
             read_at, value = self.instant.get((meter_id, 'power'),
                 (None, None))
             limit = profile.max_load
-            if read_at is not None and profile.tod_power_limits:
+            if read_at is not None and profile.power_bands:
                 local_at = read_at.replace(tzinfo=UTC).astimezone(self.tz)
-                limit = rules.power_limit_at(
-                    rules.parse_power_bands(profile.tod_power_limits),
+                limit = rules.power_limit_at(profile.power_bands,
                     local_at.time(), limit)
             result.append(('over_load', _Found(value, limit, read_at)
                     if rules.over(value, limit) else None))
@@ -703,15 +739,16 @@ class _Facts:
                 result.append(('offline', None))
         if profile.stagnant_days and (meter['tenant'] or meter['wallet']):
             if self.timed:
-                days = self.stagnant_days.get(meter_id, [])
-                if rules.stagnant(True, days, profile.stagnant_days):
+                count, total = self.stagnant_days.get(meter_id, (0, None))
+                if rules.stagnant(True, count, total,
+                        profile.stagnant_days):
                     result.append(('stagnant', _Found(Decimal(0),
                                 Decimal(profile.stagnant_days),
                                 self.utc(dt.datetime.combine(
                                         self.local.date() - dt.timedelta(
                                             days=profile.stagnant_days),
                                         dt.time())))))
-                elif len(days) >= profile.stagnant_days:
+                elif count >= profile.stagnant_days:
                     result.append(('stagnant', None))
             if self.day.get((meter_id, main)):
                 # it moved today: not stagnant any more

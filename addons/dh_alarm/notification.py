@@ -330,7 +330,9 @@ class Notification(ModelSQL, ModelView):
                 else:
                     counts[values['recipient']] += 1
             vlist.append(values)
-        notifications = cls.create(vlist)
+        notifications = []
+        for chunk in _chunks(vlist, 500):
+            notifications += cls.create(chunk)
         queued = [n for n in notifications if n.state == 'queued']
         if queued:
             cls.enqueue(queued)
@@ -338,7 +340,8 @@ class Notification(ModelSQL, ModelView):
 
     @classmethod
     def enqueue(cls, notifications, delay=None):
-        context = {'queue_name': 'dh_notification'}
+        # small tasks: several workers share a burst of messages
+        context = {'queue_name': 'dh_notification', 'queue_batch': 20}
         if delay:
             context['queue_scheduled_at'] = dt.timedelta(seconds=delay)
         with Transaction().set_context(**context):
@@ -351,7 +354,7 @@ class Notification(ModelSQL, ModelView):
         monthly usage.  Returns how many notifications were made."""
         meters, profiles = facts.meters, facts.profiles
         opened = [a for a in changes.opened if a.state == 'open']
-        by_key = {(a.meter.id, a.kind): a for a in opened}
+        by_key = {(a.meter, a.kind): a for a in opened}
         low = {}
         for (meter_id, kind), alarm in by_key.items():
             if kind == 'low_remaining':
@@ -360,8 +363,8 @@ class Notification(ModelSQL, ModelView):
             if kind == 'low_remaining':
                 low[meter_id] = ('old', open_)
         others = [a for a in opened if a.kind != 'low_remaining'
-            and profiles[meters[a.meter.id]['profile']].alarm_sms]
-        wanted = {a.meter.id for a in others} | set(low)
+            and profiles[meters[a.meter]['profile']].alarm_sms]
+        wanted = {a.meter for a in others} | set(low)
         monthly = {}
         if facts.timed:
             monthly = cls._monthly_due(facts)
@@ -371,9 +374,10 @@ class Notification(ModelSQL, ModelView):
         recipients = cls.recipients({i: meters[i] for i in wanted}, profiles)
         items = []
         for alarm in others:
-            items.append(('alarm', cls.alarm_params(alarm),
-                    recipients[alarm.meter.id], f'alarm:{alarm.id}',
-                    alarm.meter.id, alarm.id))
+            items.append(('alarm', cls.alarm_params(alarm,
+                        meters[alarm.meter]['name']),
+                    recipients[alarm.meter], f'alarm:{alarm.id}',
+                    alarm.meter, alarm.id))
         stage_updates = []
         for meter_id, (_, alarm) in low.items():
             meter = meters[meter_id]
@@ -395,7 +399,7 @@ class Notification(ModelSQL, ModelView):
                 if step.stage != (alarm.stage or 0):
                     stage_updates.append((alarm.id, step.stage, None))
             else:
-                send_at = rules.parse_hhmm(profile.daily_time or '09:00')
+                send_at = profile.daily_at
                 step = rules.daily(stage_now, facts.local, send_at,
                     alarm.last_sent)
                 if step.send:
@@ -406,15 +410,14 @@ class Notification(ModelSQL, ModelView):
                     stage_updates.append((alarm.id, stage_now,
                             facts.local.date()))
         if stage_updates:
-            Alarm = Pool().get('dh.alarm')
-            alarms = Alarm.browse([i for i, _, _ in stage_updates])
-            to_write = []
-            for alarm, (_, stage, sent) in zip(alarms, stage_updates):
-                values = {'stage': stage}
-                if sent:
-                    values['last_sent'] = sent
-                to_write += [[alarm], values]
-            Alarm.write(*to_write)
+            p = _p()
+            cursor = Transaction().connection.cursor()
+            cursor.executemany(f'UPDATE dh_alarm SET stage = {p}, '
+                f'last_sent = COALESCE({p}, last_sent) WHERE id = {p}',
+                [(stage, sent, id_) for id_, stage, sent in stage_updates])
+            for cache in Transaction().cache.values():
+                if 'dh.alarm' in cache:
+                    cache['dh.alarm'].clear()
         for meter_id, params in monthly.items():
             items.append(('monthly_usage', params, recipients[meter_id],
                     f'month:{meter_id}:{params["period"]}', meter_id, None))
@@ -429,11 +432,16 @@ class Notification(ModelSQL, ModelView):
         p = _p()
         today = facts.local.date()
         due = defaultdict(list)
+        spans = {}
+        for profile in facts.profiles.values():
+            if profile.monthly_sms and profile.settlement_day:
+                span = rules.settlement_period(today, profile.settlement_day)
+                if span:
+                    spans[profile.id] = span
+        if not spans:
+            return {}
         for meter_id, meter in facts.meters.items():
-            profile = facts.profiles[meter['profile']]
-            if not (profile.monthly_sms and profile.settlement_day):
-                continue
-            span = rules.settlement_period(today, profile.settlement_day)
+            span = spans.get(meter['profile'])
             if span:
                 due[span].append(meter_id)
         if not due:
@@ -471,10 +479,10 @@ class Notification(ModelSQL, ModelView):
         return result
 
     @staticmethod
-    def alarm_params(alarm):
+    def alarm_params(alarm, meter_name):
         tz = local_timezone()
         start = alarm.start.replace(tzinfo=UTC).astimezone(tz)
-        return {'meter': alarm.meter.name,
+        return {'meter': meter_name,
             'kind': KIND_NAMES_ZH.get(alarm.kind, alarm.kind),
             'value': f'{alarm.value.normalize():f}'
             if alarm.value is not None else '-',
@@ -486,10 +494,10 @@ class Notification(ModelSQL, ModelView):
     def alarms_opened(cls, alarms):
         "Alarms opened outside an evaluation (from command outcomes)"
         pool = Pool()
-        Alarm = pool.get('dh.alarm')
+        Meter = pool.get('dh.meter')
         Profile = pool.get('dh.alarm.profile')
         for alarm in alarms:
-            meter = alarm.meter
+            meter = Meter(alarm.meter)
             profile = meter.effective_profile
             if (not profile or not profile.enabled or not profile.alarm_sms
                     or alarm.state == 'closed' and alarm.kind != 'load_trip'):
@@ -498,7 +506,7 @@ class Notification(ModelSQL, ModelView):
                     'phones': meter.alarm_phones, 'profile': profile.id}}
             recipients = cls.recipients(info, {profile.id: Profile(
                         profile.id)})
-            cls.notify('alarm', cls.alarm_params(Alarm(alarm.id)),
+            cls.notify('alarm', cls.alarm_params(alarm, meter.name),
                 recipients[meter.id], f'alarm:{alarm.id}', meter=meter.id,
                 alarm=alarm.id)
 

@@ -38,7 +38,11 @@ def over(value, limit):
     "True when a limit is set and the value is strictly over it"
     if value is None or limit is None or limit <= 0:
         return False
-    return Decimal(str(value)) > Decimal(str(limit))
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value))
+    if not isinstance(limit, Decimal):
+        limit = Decimal(str(limit))
+    return value > limit
 
 
 def parse_hhmm(text):
@@ -88,16 +92,14 @@ def offline(last_read_at, now, cycles, cycle_minutes):
         minutes=cycles * (cycle_minutes or 60))
 
 
-def stagnant(occupied, usage_days, days):
+def stagnant(occupied, days_read, usage, days):
     """静止状态报警: the room has a tenant and the meter's main register did
-    not move on any of the last ``days`` days.  ``usage_days`` is the list
-    of (date, usage) of the days that had readings in that span; a meter
-    without readings for the whole span is offline, not stagnant."""
+    not move over the last ``days`` days.  ``days_read`` is how many of
+    those days had readings and ``usage`` their total; a meter without
+    readings every day is offline, not stagnant."""
     if not occupied or not days or days <= 0:
         return False
-    if len(usage_days) < days:
-        return False
-    return all(not usage for _, usage in usage_days)
+    return days_read >= days and not usage
 
 
 @dataclass(frozen=True)

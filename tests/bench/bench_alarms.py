@@ -152,11 +152,10 @@ def messages(name, pool, count):
             Notification = pool.get('dh.notification')
             params = {'meter': '瀚15#601A', 'remaining': '12.00',
                 'threshold': '20.00', 'unit': '元'}
-            ids = []
-            for i in range(count):
-                ids += [n.id for n in Notification.notify('low_balance',
-                        params, [('sms', f'138{i:08d}')], f'bench:{i}')]
-            return ids
+            return [n.id for n in Notification.notify_many([
+                        ('low_balance', params, [('sms', f'138{i:08d}')],
+                            f'bench:{i}', None, None)
+                        for i in range(count)])]
         ids = run_in_transaction(name, setup, pool)
         t = time.perf_counter()
         with Transaction().start(name, 0):

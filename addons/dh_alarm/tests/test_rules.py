@@ -98,12 +98,11 @@ def test_offline_cycles():
 
 
 def test_stagnant():
-    days = [(dt.date(2026, 11, d), 0) for d in (17, 18, 19)]
-    assert rules.stagnant(True, days, 3)
-    assert not rules.stagnant(False, days, 3)          # no tenant
-    assert not rules.stagnant(True, days[1:], 3)       # too few days read
-    assert not rules.stagnant(True, days[:2] + [(dt.date(2026, 11, 19),
-                    5)], 3)
+    assert rules.stagnant(True, 3, 0, 3)
+    assert not rules.stagnant(False, 3, 0, 3)          # no tenant
+    assert not rules.stagnant(True, 2, 0, 3)           # too few days read
+    assert not rules.stagnant(True, 3, 5, 3)           # it moved
+    assert not rules.stagnant(True, 3, 0, 0)           # off
 
 
 def test_meter_state_priorities():
