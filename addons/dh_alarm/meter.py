@@ -4,6 +4,7 @@ hooks that run the alarm rules (new readings, command outcomes,
 recharges); area managers' mobiles; safe-electricity honoured by billing."""
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
 
 from trytond.i18n import gettext
@@ -16,6 +17,7 @@ from .exceptions import AlarmValidationError
 from .sms import parse_mobiles
 
 UTC = dt.timezone.utc
+logger = logging.getLogger(__name__)
 
 
 class Meter(metaclass=PoolMeta):
@@ -212,12 +214,30 @@ class Reading(metaclass=PoolMeta):
         context = Transaction().context
         if not rows or context.get('dh_no_alarms'):
             return
+        from trytond import backend
         Alarm = Pool().get('dh.alarm')
         newest = max(r[2] for r in rows)
         now = dt.datetime.now(UTC).replace(tzinfo=None)
-        # history loaded late is judged at its own time
-        Alarm.evaluate(sorted({r[0] for r in rows}), min(newest, now),
-            rows=rows, timed=False)
+        transaction = Transaction()
+        cursor = transaction.connection.cursor()
+        # a fault in the alarm rules must not cost the readings (the
+        # collector would spool and retry them for ever): it is logged and
+        # the next cron round evaluates these meters again
+        cursor.execute('SAVEPOINT dh_alarm_evaluate')
+        try:
+            # history loaded late is judged at its own time
+            Alarm.evaluate(sorted({r[0] for r in rows}), min(newest, now),
+                rows=rows, timed=False)
+        except backend.DatabaseOperationalError:
+            raise
+        except Exception:
+            logger.exception('alarm evaluation of an ingest batch failed; '
+                'the readings are kept')
+            cursor.execute('ROLLBACK TO SAVEPOINT dh_alarm_evaluate')
+            for cache in transaction.cache.values():
+                cache.clear()
+        else:
+            cursor.execute('RELEASE SAVEPOINT dh_alarm_evaluate')
 
 
 class Command(metaclass=PoolMeta):

@@ -320,6 +320,29 @@ class DhAlarmTestCase(CompanyTestMixin, ModuleTestCase):
             self.assertEqual(mismatch.value, D(1))
 
     @with_transaction()
+    def test_alarm_fault_keeps_the_readings(self):
+        "A failing rule is logged; the ingest batch is stored all the same"
+        from unittest.mock import patch
+        pool = Pool()
+        Alarm = pool.get('dh.alarm')
+        Reading = pool.get('dh.meter.reading')
+        company = setup_accounting()
+        with set_company(company):
+            profile, wallet, a, b, other = plaza()
+            t = utc(2026, 11, 20, 10)
+            with patch.object(Alarm, 'evaluate',
+                    side_effect=RuntimeError('bug in a rule')), \
+                    self.assertLogs('trytond.modules.dh_alarm', 'ERROR'):
+                result = ingest([(b.id, 'voltage', t, D(260)),
+                        (b.id, 'energy_total', t, D(5))])
+            self.assertEqual(result['inserted'], 2)
+            self.assertEqual(len(Reading.search([('meter', '=', b.id)])), 2)
+            self.assertEqual(alarms(b), [])
+            # the next round catches up
+            Alarm.evaluate([b.id], t)
+            self.assertEqual([x.kind for x in alarms(b)], ['over_voltage'])
+
+    @with_transaction()
     def test_acknowledge(self):
         "Acknowledged events stay until the condition goes, not doubled"
         pool = Pool()
