@@ -46,6 +46,8 @@ class Token(Workflow, ModelSQL, ModelView):
         help="Who uses it, e.g. the property platform of 唐渠.")
     prefix = fields.Char("Key Prefix", readonly=True,
         help="The first characters of the key, to recognise it.")
+    # the SHA-256 of the key: useless without the key (2^256 to invert),
+    # readable like the rest by administrators only
     key_hash = fields.Char("Key Hash", readonly=True)
     all_areas = fields.Boolean("All Areas", states=_states,
         help="The token sees every meter.")

@@ -17,6 +17,7 @@ MAX_PAGE_SIZE = 500
 MAX_RANGE_DAYS = 366
 AMOUNT = re.compile(r'^[0-9]{1,6}(\.[0-9]{1,2})?$')
 THRESHOLD = re.compile(r'^-?[0-9]{1,10}(\.[0-9]{1,2})?$')
+PLAIN = re.compile(r'^-?[0-9]{1,20}(\.[0-9]{1,20})?$')
 TXN_NO = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$')
 DEVICE_ID = re.compile(r'^[0-9A-Za-z][0-9A-Za-z_.#:/-]{0,63}$')
 MONTH = re.compile(r'^([0-9]{4})-([0-9]{2})$')
@@ -136,26 +137,31 @@ def device_ids(value, field='device_ids'):
 
 def _decimal(value, code, field, pattern):
     """A JSON number (int or Decimal) or a string matching ``pattern`` as a
-    finite Decimal"""
+    finite Decimal, and whether its form was right: a plain decimal string
+    outside the pattern ("0.001", "-5") is read so that the reason given is
+    the precise one, and refused after the range checks"""
     if isinstance(value, bool) or not isinstance(value, (str, int,
                 Decimal)):
         raise Invalid(code, field, 'amount_type')
+    shaped = True
     if isinstance(value, str):
         if not pattern.fullmatch(value):
-            raise Invalid(code, field, 'amount_format')
+            if not PLAIN.fullmatch(value):
+                raise Invalid(code, field, 'amount_format')
+            shaped = False
     try:
         value = Decimal(value)
     except (InvalidOperation, ValueError):
         raise Invalid(code, field, 'not_number')
     if not value.is_finite():
         raise Invalid(code, field, 'not_number')
-    return value
+    return value, shaped
 
 
 def amount(value, field='amount'):
     """Money in yuan: a string like "100.00" or a number, greater than
     zero, at most two decimals, at most MAX_AMOUNT"""
-    value = _decimal(value, 'invalid_amount', field, AMOUNT)
+    value, shaped = _decimal(value, 'invalid_amount', field, AMOUNT)
     if value <= 0:
         raise Invalid('invalid_amount', field, 'positive')
     if value > MAX_AMOUNT:
@@ -163,16 +169,20 @@ def amount(value, field='amount'):
             max=MAX_AMOUNT)
     if value != value.quantize(Decimal('0.01')):
         raise Invalid('invalid_amount', field, 'decimals')
+    if not shaped:
+        raise Invalid('invalid_amount', field, 'amount_format')
     return value.quantize(Decimal('0.01'))
 
 
 def threshold(value, field='below'):
     "A money or energy threshold: any decimal, two decimals at most"
-    value = _decimal(value, 'invalid_field', field, THRESHOLD)
+    value, shaped = _decimal(value, 'invalid_field', field, THRESHOLD)
     if abs(value) > Decimal('1000000000'):
         raise Invalid('invalid_field', field, 'threshold_range')
     if value != value.quantize(Decimal('0.01')):
         raise Invalid('invalid_field', field, 'decimals')
+    if not shaped:
+        raise Invalid('invalid_field', field, 'amount_format')
     return value.quantize(Decimal('0.01'))
 
 
