@@ -355,6 +355,11 @@ def test_low_balance(api):
     balances = [D(i['balance']) for i in everyone['items']]
     assert balances == sorted(balances)
     assert post(api, 'users/low-balance', {'below': '-1000'})['items'] == []
+    second = post(api, 'users/low-balance', {'below': '100000', 'page': 2,
+            'page_size': 1})
+    assert (second['total'], second['pages']) == (everyone['total'],
+        everyone['total'])
+    assert second['items'] == everyone['items'][1:2]
     energy = post(api, 'users/low-balance', {'below': 10, 'kind': 'energy'})
     assert {tuple(i['devices']) for i in energy['items']} == {('2001',),
         ('A',)}

@@ -210,8 +210,8 @@ class Context:
                     meter.last_read_at, meter.remaining, meter.multiplier,
                     wallet.code, wallet.balance,
                     where=condition(),
-                    order_by=([meter.number.asc, meter.id.asc] if order
-                        else []),
+                    # number is unique: its index gives the order
+                    order_by=[meter.number.asc] if order else [],
                     limit=limit, offset=offset)
         if (meter_ids is not None and len(meter_ids) == 1 and where is None
                 and not order and limit is None and offset is None):
@@ -403,12 +403,16 @@ def user(ctx, params):
 
 
 def low_balance(ctx, params):
+    """Paged in SQL: the page's wallets (or energy meters) first, then the
+    devices of those wallets only"""
+    from sql.aggregate import Count as Count_
     pool = ctx.pool
     meter = ctx.Meter.__table__()
     master = ctx.Meter.__table__()
     wallet = pool.get('dh.wallet').__table__()
     party = pool.get('party.party').__table__()
     page, size = params['page'], params['page_size']
+    offset = (page - 1) * size
     below = params['below']
     paying = Coalesce(master.wallet, meter.wallet)
     base = meter.join(master, 'LEFT', condition=meter.master == master.id
@@ -418,32 +422,48 @@ def low_balance(ctx, params):
         where = (ctx.in_scope(meter) & (meter.billing_mode == 'cash')
             & (meter.role != 'public') & (wallet.state == 'open')
             & (numeric(wallet.balance) < numeric_value(below)))
+        ctx.cursor.execute(*base.select(Count_(wallet.id, distinct=True),
+                where=where))
+        total, = ctx.cursor.fetchone()
         ctx.cursor.execute(*base.select(wallet.id, wallet.code,
-                wallet.balance, party.name, meter.number, where=where,
-                order_by=[numeric(wallet.balance).asc, wallet.code.asc,
-                    meter.number.asc]))
-        groups = {}
-        for wallet_id, code, balance_, name, number in ctx.cursor:
-            item = groups.setdefault(wallet_id, {'tenant': name,
-                    'wallet': code, 'balance': money(balance_),
-                    'remaining_energy': None, 'devices': []})
-            item['devices'].append(number)
-        items = list(groups.values())
+                wallet.balance, party.name, where=where,
+                group_by=[wallet.id, wallet.code, wallet.balance,
+                    party.name],
+                order_by=[numeric(wallet.balance).asc, wallet.code.asc],
+                limit=size, offset=offset))
+        rows = ctx.cursor.fetchall()
+        items = {wallet_id: {'tenant': name, 'wallet': code,
+                'balance': money(balance_), 'remaining_energy': None,
+                'devices': []}
+            for wallet_id, code, balance_, name in rows}
+        if items:
+            ctx.cursor.execute(*meter.join(master, 'LEFT',
+                    condition=meter.master == master.id
+                    ).select(paying, meter.number,
+                    where=ctx.in_scope(meter)
+                    & (meter.billing_mode == 'cash')
+                    & (meter.role != 'public')
+                    & paying.in_(list(items)),
+                    order_by=[meter.number.asc]))
+            for wallet_id, number in ctx.cursor:
+                items[wallet_id]['devices'].append(number)
+        items = list(items.values())
     else:
         where = (ctx.in_scope(meter) & (meter.billing_mode == 'energy')
             & (numeric(Coalesce(meter.remaining, 0))
                 < numeric_value(below)))
+        ctx.cursor.execute(*base.select(Count_(meter.id), where=where))
+        total, = ctx.cursor.fetchone()
         ctx.cursor.execute(*base.select(wallet.code, wallet.balance,
                 party.name, meter.number, meter.remaining, where=where,
                 order_by=[numeric(Coalesce(meter.remaining, 0)).asc,
-                    meter.number.asc]))
+                    meter.number.asc], limit=size, offset=offset))
         items = [{'tenant': name, 'wallet': code,
                 'balance': money(balance_) if code else None,
                 'remaining_energy': money(remaining or 0),
                 'devices': [number]}
             for code, balance_, name, number, remaining in ctx.cursor]
-    start = (page - 1) * size
-    return page_of(len(items), page, size, items[start:start + size])
+    return page_of(total, page, size, items)
 
 
 # -- 7, 8: usage -------------------------------------------------------------

@@ -81,7 +81,9 @@ class Meter(metaclass=PoolMeta):
         last_ok = Command.__table__()
         ok = last_ok.select(last_ok.meter, last_ok.kind,
             Max(last_ok.id).as_('id'),
+            # a success after a failure of the window is in the window too
             where=(last_ok.state == 'confirmed')
+            & (last_ok.done_at >= since)
             & last_ok.meter.in_(scope),
             group_by=[last_ok.meter, last_ok.kind])
         cursor.execute(*command.join(ok, 'LEFT',
