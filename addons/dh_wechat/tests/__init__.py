@@ -1,0 +1,1 @@
+# This file is part of DH metering.  Licensed under the GPL-3.0-or-later.
