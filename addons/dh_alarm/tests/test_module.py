@@ -631,4 +631,27 @@ class DhAlarmTestCase(CompanyTestMixin, ModuleTestCase):
             self.assertIn("alarm", str(action))
 
 
+
+class DhAlarmApiTestCase(ModuleTestCase):
+    "dh_alarm with the integration API installed"
+    module = 'dh_alarm'
+    extras = ['dh_api']
+
+    @with_transaction()
+    def test_abnormal_devices_list_open_alarms(self):
+        "devices/abnormal gives each open alarm as a reason"
+        pool = Pool()
+        Meter = pool.get('dh.meter')
+        company = setup_accounting()
+        with set_company(company):
+            profile, wallet, a, b, other = plaza()
+            ingest([(b.id, 'voltage', utc(2026, 11, 20, 10), D('251.5'))])
+            table = Meter.__table__()
+            reasons = Meter.api_abnormal_reasons(table.select(table.id))
+            codes = [(r['code'], r['detail'] and r['detail'].get('value'))
+                for r in reasons[b.id]]
+            self.assertIn(('alarm_over_voltage', '251.5'), codes)
+            self.assertNotIn(a.id, reasons)
+
+
 del ModuleTestCase
