@@ -473,9 +473,14 @@ def test_control(api):
     release = post(api, 'control', {'device_id': '203',
             'action': 'release'}, token='tangqu')
     assert release['control_mode'] == 'controlled'
-    # meter-side hold is not implemented by the collector: a clear refusal
-    post(api, 'control', {'device_id': '2001', 'action': 'hold'},
-        status=422, code='action_not_supported')
+    # a meter-side prepaid meter holds itself (保电, DL/T645 3A / 3B)
+    hold = post(api, 'control', {'device_id': '2001', 'action': 'hold'})
+    assert (hold['command']['kind'], hold['command']['state'],
+        hold['control_mode']) == ('hold', 'queued', 'controlled_no_cut')
+    release = post(api, 'control', {'device_id': '2001',
+            'action': 'release'})
+    assert (release['command']['kind'], release['control_mode']) == (
+        'hold_release', 'controlled')
     # modes
     post(api, 'control', {'device_id': '204', 'action': 'prepaid'},
         status=422, code='no_wallet')

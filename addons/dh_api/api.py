@@ -652,11 +652,19 @@ def control(ctx, params):
             reference=f'dh.api.token:{ctx.token_id}')
     elif action in {'hold', 'release'}:
         if meter.billing_mode != 'cash':
-            # the meter itself would have to hold (DL/T645 0x1C 3A/3B):
-            # the collector has no such command yet
-            raise ApiError(422, 'action_not_supported', field='action',
-                device=meter.number, action=action)
-        if action == 'hold':
+            # the meter itself holds (保电, DL/T645 0x1C 3A / 3B)
+            if meter.utility != 'electricity' or meter.protocol != \
+                    'dlt645_2007':
+                raise ApiError(422, 'action_not_supported', field='action',
+                    device=meter.number, action=action)
+            if meter.state == 'offline':
+                raise ApiError(409, 'meter_offline', device=meter.number)
+            command, = Command.queue([meter],
+                'hold' if action == 'hold' else 'hold_release',
+                reference=f'dh.api.token:{ctx.token_id}')
+            Meter.write([meter], {'control_mode': 'controlled_no_cut'
+                    if action == 'hold' else 'controlled'})
+        elif action == 'hold':
             Meter.write([meter], {'control_mode': 'controlled_no_cut'})
         elif meter.control_mode == 'controlled_no_cut':
             Meter.write([meter], {'control_mode': 'controlled'})

@@ -24,6 +24,8 @@ KINDS = [
     ('time_sync', "Time Sync"),
     ('valve_open', "Open Valve"),
     ('valve_close', "Close Valve"),
+    ('hold', "Power Hold"),
+    ('hold_release', "Power Hold Release"),
     ]
 STATES = [
     ('queued', "Queued"),

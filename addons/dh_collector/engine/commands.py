@@ -465,6 +465,48 @@ class CommandsMixin(SafetyCommandsMixin):
         raise CommandFailed(f'{action} acknowledged but status word 3 '
             f'unreadable: {status_error}')
 
+    async def _command_hold(self, meter, payload, stats):
+        return await self._hold(meter, payload, stats, hold=True)
+
+    async def _command_hold_release(self, meter, payload, stats):
+        return await self._hold(meter, payload, stats, hold=False)
+
+    async def _hold(self, meter, payload, stats, *, hold):
+        """保电 / 保电解除 (DL/T645-2007 remote control 3A / 3B), confirmed
+        by the power-hold bit of status word 3"""
+        self._need(meter, 'dlt645_2007', what='power hold')
+        action = 'hold' if hold else 'hold-release'
+        until = self._meter_now() + dt.timedelta(
+            minutes=float(payload.get('valid_minutes', 30)))
+        request = dlt645.control_request(meter.address, action,
+            valid_until=until, password=meter.password,
+            vendor=_vendor(meter))
+        try:
+            _, ack_error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused {action}: '
+                f'{_refusal(exc)}', {'error_word': f'{exc.code:02X}'}) \
+                from None
+        try:
+            status, status_error = await self._try(self._read_item(
+                meter, STATUS_WORD_3, stats))
+        except AbnormalReply as exc:
+            status, status_error = None, f'meter refused: {_refusal(exc)}'
+        if status is None:
+            raise CommandFailed(f'{action} not confirmed: '
+                f'{ack_error or "acknowledged"}; status word 3 '
+                f'unreadable: {status_error}')
+        if bool(status['power_hold']) != hold:
+            raise CommandFailed(f'{action} sent but status word 3 = '
+                f'{status["word"]} shows power hold '
+                f'{"on" if status["power_hold"] else "off"}',
+                {'power_hold': bool(status['power_hold']),
+                    'status_word_3': status['word']})
+        return {'power_hold': hold, 'relay': status['relay'],
+            'status_word_3': status['word'],
+            'acknowledged': ack_error is None}
+
     async def _command_valve_open(self, meter, payload, stats):
         return await self._valve(meter, stats, open_valve=True)
 

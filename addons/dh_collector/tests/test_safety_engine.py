@@ -319,3 +319,30 @@ def test_load_reset_refused_or_unanswered():
         assert errors[3] == ('load reset is not possible on a dlt645_1997 '
             'meter')
     asyncio.run(run())
+
+
+def test_power_hold_and_release():
+    "保电 / 保电解除 (3A / 3B), confirmed by status word 3's power-hold bit"
+    async def run():
+        bank = make_bank([bus()])
+        queue = Queue()
+        async with bank:
+            poller = await start(bank, queue)
+            meter = bank.meter(E1)
+            hold, = await run_commands(poller, queue,
+                Command(1, 1, 'hold'))
+            held = meter.power_hold
+            trip, = await run_commands(poller, queue, Command(2, 1, 'trip'))
+            release, = await run_commands(poller, queue,
+                Command(3, 1, 'hold_release'))
+            released = meter.power_hold
+            old, = await run_commands(poller, queue, Command(4, 3, 'hold'))
+            await poller.close()
+        assert hold[1:3] == ('confirmed', None) and held
+        assert hold[3]['power_hold'] is True
+        # a meter on power hold refuses the remote trip
+        assert trip[1] == 'failed' and 'refused trip' in trip[2]
+        assert release[1] == 'confirmed' and not released
+        assert old[1:3] == ('failed',
+            'power hold is not possible on a dlt645_1997 meter')
+    asyncio.run(run())
