@@ -16,7 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from sql import Null
-from sql.aggregate import Max, Min, Sum
+from sql.aggregate import Max, Min
 
 from trytond import backend
 from trytond.i18n import gettext
@@ -172,7 +172,6 @@ class Alarm(ModelSQL, ModelView):
         (offline, stagnant, daily messages, settlement day) — the cron
         round.  Returns {'opened': n, 'closed': n, 'notified': n}."""
         pool = Pool()
-        Meter = pool.get('dh.meter')
         now = now or dt.datetime.now(UTC).replace(tzinfo=None)
         tz = local_timezone()
         local = now.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
@@ -531,7 +530,6 @@ class _Facts:
 
     def load(self):
         cursor = Transaction().connection.cursor()
-        ids = sorted(self.meters)
         p = _p()
         today = self.local.date()
         month = today.replace(day=1)

@@ -134,7 +134,7 @@ class DemoPart:
                         for m in (47, 31, 12, 1)],
                     'lockout': True})
         # the first alarm round: stagnant, offline, low balances
-        result = Alarm.evaluate(None, now, timed=True)
+        Alarm.evaluate(None, now, timed=True)
         Alarm.refresh_states([m.id for m in Meter.search([])])
         open_ = Alarm.search([('state', '!=', 'closed')], count=True)
         messages = pool.get('dh.notification').search([], count=True)

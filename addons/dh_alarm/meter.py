@@ -13,8 +13,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from .exceptions import AlarmValidationError
-from .sms import parse_mobiles
+from .profile import check_mobiles
 
 UTC = dt.timezone.utc
 logger = logging.getLogger(__name__)
@@ -57,12 +56,8 @@ class Meter(metaclass=PoolMeta):
         super().validate_fields(meters, field_names)
         if 'alarm_phones' in field_names:
             for meter in meters:
-                try:
-                    parse_mobiles(meter.alarm_phones)
-                except ValueError as exception:
-                    raise AlarmValidationError(gettext(
-                            'dh_alarm.msg_bad_meter_mobiles',
-                            meter=meter.rec_name, error=str(exception)))
+                check_mobiles(meter.alarm_phones,
+                    'dh_alarm.msg_bad_meter_mobiles', meter=meter.rec_name)
 
     @classmethod
     def get_open_alarms(cls, meters, name):
@@ -288,12 +283,8 @@ class User(metaclass=PoolMeta):
         super().validate_fields(users, field_names)
         if 'dh_mobile' in field_names:
             for user in users:
-                try:
-                    parse_mobiles(user.dh_mobile)
-                except ValueError as exception:
-                    raise AlarmValidationError(gettext(
-                            'dh_alarm.msg_bad_user_mobile',
-                            user=user.rec_name, error=str(exception)))
+                check_mobiles(user.dh_mobile, 'dh_alarm.msg_bad_user_mobile',
+                    user=user.rec_name)
 
 
 class Area(metaclass=PoolMeta):

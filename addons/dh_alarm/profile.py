@@ -27,6 +27,15 @@ SAFETY_PARAMS = {
     }
 
 
+def check_mobiles(text, message, **values):
+    "Raise the validation error ``message`` naming the bad mobile number"
+    try:
+        return parse_mobiles(text)
+    except ValueError as exception:
+        raise AlarmValidationError(gettext(message, error=str(exception),
+                **values)) from None
+
+
 class Profile(DeactivableMixin, ModelSQL, ModelView):
     "Alarm profile: thresholds, notification rules and safe-electricity limits"
     __name__ = 'dh.alarm.profile'
@@ -210,13 +219,8 @@ class Profile(DeactivableMixin, ModelSQL, ModelView):
         super().validate_fields(profiles, field_names)
         for profile in profiles:
             if 'phones' in field_names:
-                try:
-                    parse_mobiles(profile.phones)
-                except ValueError as exception:
-                    raise AlarmValidationError(gettext(
-                            'dh_alarm.msg_bad_mobiles',
-                            profile=profile.rec_name,
-                            error=str(exception)))
+                check_mobiles(profile.phones, 'dh_alarm.msg_bad_mobiles',
+                    profile=profile.rec_name)
             for name in ['night_start', 'night_end', 'daily_time']:
                 value = getattr(profile, name)
                 if name in field_names and value:

@@ -3,7 +3,6 @@ import datetime as dt
 from collections import Counter
 from decimal import Decimal
 
-from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 from trytond.modules.company.tests import CompanyTestMixin, set_company
 from trytond.modules.dh_billing.tests.tools import (

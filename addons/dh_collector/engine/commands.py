@@ -421,18 +421,8 @@ class CommandsMixin(SafetyCommandsMixin):
         self._need(meter, 'dlt645_2007', what='remote control')
         action = 'trip' if trip else (
             'close-direct' if payload.get('direct') else 'close')
-        until = self._meter_now() + dt.timedelta(
-            minutes=float(payload.get('valid_minutes', 30)))
-        request = dlt645.control_request(meter.address, action,
-            valid_until=until, password=meter.password,
-            vendor=_vendor(meter))
-        try:
-            _, ack_error = await self._try(
-                self._transact(meter, request, stats))
-        except AbnormalReply as exc:
-            raise CommandFailed(f'meter {meter.address} refused {action}: '
-                f'{_refusal(exc)}', {'error_word': f'{exc.code:02X}'}) \
-                from None
+        ack_error = await self._remote_control(meter, action, payload,
+            stats)
         want = 'open' if trip else 'closed'
         status, status_error = None, None
         for attempt in range(self.spec.retries + 1):
@@ -465,17 +455,10 @@ class CommandsMixin(SafetyCommandsMixin):
         raise CommandFailed(f'{action} acknowledged but status word 3 '
             f'unreadable: {status_error}')
 
-    async def _command_hold(self, meter, payload, stats):
-        return await self._hold(meter, payload, stats, hold=True)
-
-    async def _command_hold_release(self, meter, payload, stats):
-        return await self._hold(meter, payload, stats, hold=False)
-
-    async def _hold(self, meter, payload, stats, *, hold):
-        """保电 / 保电解除 (DL/T645-2007 remote control 3A / 3B), confirmed
-        by the power-hold bit of status word 3"""
-        self._need(meter, 'dlt645_2007', what='power hold')
-        action = 'hold' if hold else 'hold-release'
+    async def _remote_control(self, meter, action, payload, stats):
+        """Send a DL/T645-2007 remote-control (0x1C) action; returns the
+        acknowledgement's error (None when acknowledged), raises
+        CommandFailed when the meter refuses it"""
         until = self._meter_now() + dt.timedelta(
             minutes=float(payload.get('valid_minutes', 30)))
         request = dlt645.control_request(meter.address, action,
@@ -488,6 +471,21 @@ class CommandsMixin(SafetyCommandsMixin):
             raise CommandFailed(f'meter {meter.address} refused {action}: '
                 f'{_refusal(exc)}', {'error_word': f'{exc.code:02X}'}) \
                 from None
+        return ack_error
+
+    async def _command_hold(self, meter, payload, stats):
+        return await self._hold(meter, payload, stats, hold=True)
+
+    async def _command_hold_release(self, meter, payload, stats):
+        return await self._hold(meter, payload, stats, hold=False)
+
+    async def _hold(self, meter, payload, stats, *, hold):
+        """保电 / 保电解除 (DL/T645-2007 remote control 3A / 3B), confirmed
+        by the power-hold bit of status word 3"""
+        self._need(meter, 'dlt645_2007', what='power hold')
+        action = 'hold' if hold else 'hold-release'
+        ack_error = await self._remote_control(meter, action, payload,
+            stats)
         try:
             status, status_error = await self._try(self._read_item(
                 meter, STATUS_WORD_3, stats))
