@@ -175,6 +175,15 @@ class Meter(metaclass=PoolMeta):
             Command.queue(close, 'close', reference='control_mode')
         if trip:
             Command.queue(trip, 'trip', reference='control_mode')
+        # meter-side prepaid meters hold themselves (保电): never cut
+        prepaid = [m for m in meters if m.billing_mode == 'energy'
+            and m.utility == 'electricity' and m.protocol == 'dlt645_2007']
+        hold = [m for m in prepaid if m.control_mode == 'controlled_no_cut']
+        release = [m for m in prepaid if m.control_mode == 'controlled']
+        if hold:
+            Command.queue(hold, 'hold', reference='control_mode')
+        if release:
+            Command.queue(release, 'hold_release', reference='control_mode')
         metered = [m for m in meters
             if m.control_mode in {'controlled', 'controlled_no_cut'}]
         wallets = {m.paying_wallet for m in metered if m.paying_wallet}

@@ -607,6 +607,13 @@ class DhAlarmTestCase(CompanyTestMixin, ModuleTestCase):
             Meter.write([Meter(b.id)], {'control_mode': 'always_on'})
             self.assertEqual({c.kind for c in Command.search(
                         [('meter', '=', b.id)])}, {'trip', 'close'})
+            # a meter-side prepaid meter holds itself (保电)
+            Meter.write([Meter(b.id)], {'billing_mode': 'energy'})
+            Meter.write([Meter(b.id)], {'control_mode': 'controlled_no_cut'})
+            Meter.write([Meter(b.id)], {'control_mode': 'controlled'})
+            self.assertEqual({c.kind for c in Command.search(
+                        [('meter', '=', b.id)])},
+                {'trip', 'close', 'hold', 'hold_release'})
 
     @with_transaction()
     def test_status_board_opens_alarms(self):
