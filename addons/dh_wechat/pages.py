@@ -121,7 +121,8 @@ def meters(base, tenant, cards):
         wallet = wallets[0]
         parts.append('<section class="card wallet"><div class="label">'
             f'钱包 {e(wallet["code"])}（多间统一充值）</div>'
-            f'<div class="big">¥{money(wallet["balance"])}</div>'
+            f'<div class="big{" low" if wallet["balance"] <= 0 else ""}">'
+            f'¥{money(wallet["balance"])}</div>'
             f'<a class="button primary" href="{base}/recharge">充值</a>'
             '</section>')
     for card in cards:

@@ -83,13 +83,14 @@ class DhWeChatTestCase(CompanyTestMixin, ModuleTestCase):
         valid, _ = WebUser.check_password(tools.PASSWORD,
             r['u_zhang'].password_hash)
         self.assertTrue(valid)
-        with self.assertRaises(UserError):
-            WebUser.create([{'dh_login': 'zhangwei'}])
         with self.assertRaises(ValidationError):
             WebUser.create([{'dh_login': 'zhang wei'}])
         with self.assertRaises(ValidationError):
             WebUser.create([{}])        # neither an account name nor e-mail
         self.assertEqual(r['u_li'].dh_parties(), [r['li'].id])
+        # last: on PostgreSQL a violated constraint ends the transaction
+        with self.assertRaises(UserError):
+            WebUser.create([{'dh_login': 'zhangwei'}])
 
     @with_transaction()
     def test_payment_credited_once(self):
