@@ -112,6 +112,9 @@ def run(options):
     log('LOGINS:')
     for login, password, group in logins:
         log(f'  {login} / {password or ADMIN_PASSWORD}  ({group})')
+    # the tenants' portal accounts (dh_wechat)
+    for login, password, what in summary.get('portal_logins') or []:
+        log(f'  {login} / {password}  (portal: {what})')
     if summary.get('api_token'):
         log(f'API TOKEN: {summary["api_token"]}  (demo integration, every '
             'area and operation)')
@@ -139,7 +142,9 @@ def serve(config, database, port, parts, ctx):
         f'docs: http://127.0.0.1:{port}/{database}/dh/api/v1/docs)')
     log(f'JSON-RPC: http://127.0.0.1:{port}/{database}/rpc/  '
         '(Tryton JSON-RPC)')
-    log('PORTAL: (comes with the dh_wechat module)')
+    if 'dh_wechat' in dh_modules():
+        log(f'PORTAL: http://127.0.0.1:{port}/{database}/dh/wx/  (tenant '
+            'portal, WeChat H5; payments go to the local fake WeChat)')
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     try:
