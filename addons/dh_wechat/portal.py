@@ -107,6 +107,12 @@ def _date(value):
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def _datetime(value):
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
 def _dec(value):
     if value is None:
         return None
@@ -116,49 +122,89 @@ def _dec(value):
 
 
 class Tenant:
-    "The signed-in tenant of one request (None when nobody is)"
+    """The signed-in tenant of one request (None when nobody is).  The
+    hot reads (session, meters, wallets) are plain queries: every page
+    needs them and the ORM's search_read cost more than the page."""
 
-    def __init__(self, session, web_user):
-        self.session = session
-        self.web_user = web_user
-        self.openid = session.dh_openid
-        self.parties = web_user.dh_parties()
-        self.csrf = csrf_for(session.key)
+    def __init__(self, row, parties):
+        (self.session_id, self.user_id, self.openid, self.key, self.login,
+            self.email, self.party_name) = row
+        self.parties = parties
+        self.csrf = csrf_for(self.key)
         self._meters = None
         self._wallets = None
+
+    @property
+    def session(self):
+        return Pool().get('web.user.session')(self.session_id)
+
+    @property
+    def web_user(self):
+        return Pool().get('web.user')(self.user_id)
 
     @classmethod
     def from_key(cls, key):
         if not key or len(key) > 128:
             return None
-        Session = Pool().get('web.user.session')
-        sessions = Session.search([('key', '=', key)], limit=1)
-        if not sessions:
+        pool = Pool()
+        Session = pool.get('web.user.session')
+        WebUser = pool.get('web.user')
+        Party = pool.get('party.party')
+        Secondary = pool.get('web.user-party.party.secondary')
+        session, user = Session.__table__(), WebUser.__table__()
+        party, secondary = Party.__table__(), Secondary.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*session.join(user,
+                condition=session.user == user.id).join(party, 'LEFT',
+                condition=user.party == party.id).select(
+                session.id, session.user, session.dh_openid, session.key,
+                user.dh_login, user.email, party.name, user.party,
+                session.create_date, session.write_date,
+                where=(session.key == key) & (user.active == True),  # noqa
+                limit=1))
+        row = cursor.fetchone()
+        if not row:
             return None
-        session, = sessions
-        if session.expired or not session.user.active:
+        *values, party_id, created, written = row
+        last = _datetime(written or created)
+        if last is None or abs(last - dt.datetime.now()) > Session.timeout():
             return None
-        return cls(session, session.user)
+        parties = [party_id] if party_id else []
+        cursor.execute(*secondary.select(secondary.party,
+                where=secondary.user == values[1], order_by=[secondary.id]))
+        parties += [p for p, in cursor if p not in parties]
+        return cls(values, parties)
 
     # -- what the tenant may see ---------------------------------------------
     def meters(self):
         """The tenant's meters, ordered for display: his rooms (tenant) and
         every meter his wallets pay for (多间统一充值)"""
         if self._meters is None:
-            Meter = Pool().get('dh.meter')
-            if not self.parties:
-                self._meters = []
-            else:
-                self._meters = Meter.search_read(['OR',
-                        ('tenant', 'in', self.parties),
-                        ('wallet.party', 'in', self.parties)],
-                    order=[('level1', 'ASC'), ('level2', 'ASC'),
-                        ('level3', 'ASC'), ('level4', 'ASC'),
-                        ('name', 'ASC'), ('id', 'ASC')],
-                    fields_names=['number', 'name', 'address', 'utility',
-                        'state', 'relay', 'last_value', 'last_read_at',
-                        'remaining', 'billing_mode', 'wallet', 'level1',
-                        'level2', 'level3', 'level4', 'role', 'multiplier'])
+            self._meters = []
+            if self.parties:
+                pool = Pool()
+                Meter = pool.get('dh.meter')
+                meter = Meter.__table__()
+                wallets = [w['id'] for w in self.wallets()]
+                where = meter.tenant.in_(self.parties)
+                if wallets:
+                    where |= meter.wallet.in_(wallets)
+                names = ['id', 'number', 'name', 'address', 'utility',
+                    'state', 'relay', 'last_value', 'last_read_at',
+                    'remaining', 'billing_mode', 'wallet', 'level1',
+                    'level2', 'level3', 'level4', 'role', 'multiplier']
+                cursor = Transaction().connection.cursor()
+                cursor.execute(*meter.select(
+                        *[getattr(meter, n) for n in names],
+                        where=where & (meter.active == True),  # noqa
+                        order_by=[meter.level1, meter.level2, meter.level3,
+                            meter.level4, meter.name, meter.id]))
+                for values in cursor:
+                    row = dict(zip(names, values))
+                    row['remaining'] = _dec(row['remaining'])
+                    row['multiplier'] = _dec(row['multiplier'])
+                    row['last_read_at'] = _datetime(row['last_read_at'])
+                    self._meters.append(row)
         return self._meters
 
     def meter(self, meter_id):
@@ -171,14 +217,22 @@ class Tenant:
 
     def wallets(self):
         if self._wallets is None:
-            Wallet = Pool().get('dh.wallet')
-            if not self.parties:
-                self._wallets = []
-            else:
-                self._wallets = Wallet.search_read([('party', 'in',
-                            self.parties)], order=[('id', 'ASC')],
-                    fields_names=['code', 'balance', 'state',
-                        'emergency_credit', 'company', 'party.name'])
+            self._wallets = []
+            if self.parties:
+                Wallet = Pool().get('dh.wallet')
+                wallet = Wallet.__table__()
+                names = ['id', 'code', 'balance', 'state',
+                    'emergency_credit', 'company']
+                cursor = Transaction().connection.cursor()
+                cursor.execute(*wallet.select(
+                        *[getattr(wallet, n) for n in names],
+                        where=wallet.party.in_(self.parties),
+                        order_by=[wallet.id]))
+                for values in cursor:
+                    row = dict(zip(names, values))
+                    row['balance'] = _dec(row['balance']) or Decimal(0)
+                    row['emergency_credit'] = _dec(row['emergency_credit'])
+                    self._wallets.append(row)
         return self._wallets
 
     def wallet(self, wallet_id):
@@ -190,14 +244,11 @@ class Tenant:
             None)
 
     def display_name(self):
-        user = self.web_user
-        if user.party:
-            return user.party.rec_name
-        return user.dh_login or user.email or ''
+        return self.party_name or self.login or self.email or ''
 
     def bindings(self):
         Binding = Pool().get('dh.wechat.binding')
-        return Binding.search([('web_user', '=', self.web_user.id)],
+        return Binding.search([('web_user', '=', self.user_id)],
             order=[('id', 'ASC')])
 
     def binding(self):
@@ -205,7 +256,7 @@ class Tenant:
         if not self.openid:
             return None
         Binding = Pool().get('dh.wechat.binding')
-        found = Binding.search([('web_user', '=', self.web_user.id),
+        found = Binding.search([('web_user', '=', self.user_id),
                 ('openid', '=', self.openid)], limit=1)
         return found[0] if found else None
 

@@ -105,12 +105,15 @@ class Page:
         headers['X-Frame-Options'] = 'DENY'
         headers['Referrer-Policy'] = 'same-origin'
         connect = "'self'"
-        Config = self.pool.get('dh.wechat.config')
-        sandbox = Config.search([('sandbox', '=', True),
-                ('active', '=', True)], limit=1)
+        table = self.pool.get('dh.wechat.config').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.pay_gateway,
+                where=(table.sandbox == True)  # noqa: E712
+                & (table.active == True), limit=1))  # noqa: E712
+        sandbox = cursor.fetchone()
         if sandbox:
             # the demo's fake WeChat (JSAPI bridge stand-in, cashier)
-            parts = urllib.parse.urlsplit(sandbox[0].pay_gateway)
+            parts = urllib.parse.urlsplit(sandbox[0])
             connect += f' {parts.scheme}://{parts.netloc}'
         headers['Content-Security-Policy'] = (
             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -342,7 +345,7 @@ def unbind(page):
             if str(b.id) == wanted), None)
     if binding is None:
         return page.not_found()
-    sessions = Session.search([('user', '=', page.tenant.web_user.id),
+    sessions = Session.search([('user', '=', page.tenant.user_id),
             ('dh_openid', '=', binding.openid)])
     if sessions:
         Session.write(sessions, {'dh_openid': None})
@@ -550,7 +553,7 @@ def _order_of(page, number):
     if not number or len(number) > 40:
         return None
     orders = Order.search([('number', '=', number),
-            ('web_user', '=', page.tenant.web_user.id)], limit=1)
+            ('web_user', '=', page.tenant.user_id)], limit=1)
     return orders[0] if orders else None
 
 
