@@ -74,7 +74,7 @@ def test_tenant_pays_in_wechat(portal):
         shot('02_meters')
         page.locator('.meter', has_text='瀚15#602A').get_by_role(
             'link', name='用量').click()
-        expect(page.locator('svg.chart')).to_be_visible()
+        expect(page.locator('svg.chart rect.bar').first).to_be_visible()
         shot('03_usage')
         page.goto(portal.base + '/history?tab=allocations')
         expect(page.get_by_text('按户均摊').first).to_be_visible()

@@ -55,7 +55,8 @@ def seed(pool, fake, port):
         wang, = Party.create([{'name': '王芳'}])
         WebUser.create([{'dh_login': 'wangfang', 'party': wang.id,
                     'password': PASSWORD}])
-        # a month of readings on 瀚15#601A (daily usage 3 + day % 4 kWh)
+        # a month of readings on 瀚15#601A (daily usage 3 + day % 4 kWh) and
+        # 瀚15#602A (twice that)
         tz = dt.timezone(dt.timedelta(hours=8))
         today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0,
             microsecond=0)
@@ -64,6 +65,7 @@ def seed(pool, fake, port):
             at = (today - dt.timedelta(days=back)).astimezone(
                 dt.timezone.utc).replace(tzinfo=None)
             rows.append((r['a'].id, 'energy_total', at, value))
+            rows.append((r['b'].id, 'energy_total', at, value * 2))
             value += 3 + back % 4
         with Transaction().set_context(dh_no_billing=True):
             pool.get('dh.meter.reading').ingest(rows)

@@ -12,7 +12,6 @@ from decimal import Decimal, InvalidOperation
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.pool import Pool
-from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from .exceptions import WeChatValidationError

@@ -10,7 +10,7 @@ from html import escape
 
 from . import charts
 from .portal import (
-    CHANNEL_ZH, DELIVERY_ZH, RECHARGE_STATE_ZH, REFUND_KIND_ZH, local)
+    CHANNEL_ZH, RECHARGE_STATE_ZH, REFUND_KIND_ZH, local)
 from .tenant import mask
 
 NAV = [('meters', '表计'), ('recharge', '充值'), ('history', '记录'),

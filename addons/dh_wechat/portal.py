@@ -121,6 +121,65 @@ def _dec(value):
     return Decimal(str(value))
 
 
+METER_COLUMNS = ['id', 'number', 'name', 'address', 'utility', 'state',
+    'relay', 'last_value', 'last_read_at', 'remaining', 'billing_mode',
+    'wallet', 'level1', 'level2', 'level3', 'level4', 'role', 'multiplier']
+WALLET_COLUMNS = ['id', 'code', 'balance', 'state', 'emergency_credit',
+    'company']
+RECHARGE_COLUMNS = ['date', 'number', 'channel', 'mode', 'amount', 'kwh',
+    'paid', 'meter_energy', 'wallet_after', 'state', 'meter_name']
+REFUND_COLUMNS = ['date', 'number', 'kind', 'channel', 'amount',
+    'wallet_after', 'note']
+_SQL = {}
+
+
+def _sql(name, *sizes):
+    """The text of the pages' hot queries, kept per shape (building it with
+    python-sql took longer than PostgreSQL took to answer)"""
+    from trytond import backend
+    key = (backend.name, name, sizes)
+    text = _SQL.get(key)
+    if text is None:
+        p = '%s' if backend.name == 'postgresql' else '?'
+
+        def params(n):
+            return ', '.join([p] * n)
+        pool = Pool()
+        if name == 'session':
+            text = ('SELECT s.id, s."user", s.dh_openid, s.key, u.dh_login, '
+                'u.email, pp.name, u.party, s.create_date, s.write_date '
+                f'FROM "{pool.get("web.user.session")._table}" s '
+                f'JOIN "{pool.get("web.user")._table}" u ON s."user" = u.id '
+                f'LEFT JOIN "{pool.get("party.party")._table}" pp '
+                f'ON u.party = pp.id WHERE s.key = {p} AND u.active')
+        elif name == 'secondary':
+            table = pool.get('web.user-party.party.secondary')._table
+            text = (f'SELECT party FROM "{table}" WHERE "user" = {p} '
+                'ORDER BY id')
+        elif name == 'wallets':
+            text = (f'SELECT {", ".join(WALLET_COLUMNS)} FROM dh_wallet '
+                f'WHERE party IN ({params(sizes[0])}) ORDER BY id')
+        elif name == 'meters':
+            text = (f'SELECT {", ".join(METER_COLUMNS)} FROM dh_meter '
+                f'WHERE (tenant IN ({params(sizes[0])}) OR wallet IN '
+                f'({params(sizes[1])})) AND active ORDER BY level1, level2, '
+                'level3, level4, name, id')
+        elif name == 'config':
+            text = (f'SELECT id FROM dh_wechat_config WHERE company = {p} '
+                'AND active ORDER BY id LIMIT 1')
+        elif name == 'recharges':
+            text = (f'SELECT {", ".join("r." + c for c in RECHARGE_COLUMNS[:-1])}'
+                ', m.name FROM dh_recharge r LEFT JOIN dh_meter m ON '
+                f'r.meter = m.id WHERE r.wallet IN ({params(sizes[0])}) '
+                f'ORDER BY r.date DESC, r.id DESC LIMIT {p}')
+        elif name == 'refunds':
+            text = (f'SELECT {", ".join(REFUND_COLUMNS)} FROM dh_refund '
+                f'WHERE wallet IN ({params(sizes[0])}) '
+                f'ORDER BY date DESC, id DESC LIMIT {p}')
+        _SQL[key] = text
+    return text
+
+
 class Tenant:
     """The signed-in tenant of one request (None when nobody is).  The
     hot reads (session, meters, wallets) are plain queries: every page
@@ -148,20 +207,8 @@ class Tenant:
             return None
         pool = Pool()
         Session = pool.get('web.user.session')
-        WebUser = pool.get('web.user')
-        Party = pool.get('party.party')
-        Secondary = pool.get('web.user-party.party.secondary')
-        session, user = Session.__table__(), WebUser.__table__()
-        party, secondary = Party.__table__(), Secondary.__table__()
         cursor = Transaction().connection.cursor()
-        cursor.execute(*session.join(user,
-                condition=session.user == user.id).join(party, 'LEFT',
-                condition=user.party == party.id).select(
-                session.id, session.user, session.dh_openid, session.key,
-                user.dh_login, user.email, party.name, user.party,
-                session.create_date, session.write_date,
-                where=(session.key == key) & (user.active == True),  # noqa
-                limit=1))
+        cursor.execute(_sql('session', 1), (key,))
         row = cursor.fetchone()
         if not row:
             return None
@@ -170,8 +217,7 @@ class Tenant:
         if last is None or abs(last - dt.datetime.now()) > Session.timeout():
             return None
         parties = [party_id] if party_id else []
-        cursor.execute(*secondary.select(secondary.party,
-                where=secondary.user == values[1], order_by=[secondary.id]))
+        cursor.execute(_sql('secondary', 1), (values[1],))
         parties += [p for p, in cursor if p not in parties]
         return cls(values, parties)
 
@@ -182,25 +228,12 @@ class Tenant:
         if self._meters is None:
             self._meters = []
             if self.parties:
-                pool = Pool()
-                Meter = pool.get('dh.meter')
-                meter = Meter.__table__()
-                wallets = [w['id'] for w in self.wallets()]
-                where = meter.tenant.in_(self.parties)
-                if wallets:
-                    where |= meter.wallet.in_(wallets)
-                names = ['id', 'number', 'name', 'address', 'utility',
-                    'state', 'relay', 'last_value', 'last_read_at',
-                    'remaining', 'billing_mode', 'wallet', 'level1',
-                    'level2', 'level3', 'level4', 'role', 'multiplier']
+                wallets = [w['id'] for w in self.wallets()] or [-1]
                 cursor = Transaction().connection.cursor()
-                cursor.execute(*meter.select(
-                        *[getattr(meter, n) for n in names],
-                        where=where & (meter.active == True),  # noqa
-                        order_by=[meter.level1, meter.level2, meter.level3,
-                            meter.level4, meter.name, meter.id]))
+                cursor.execute(_sql('meters', len(self.parties),
+                        len(wallets)), self.parties + wallets)
                 for values in cursor:
-                    row = dict(zip(names, values))
+                    row = dict(zip(METER_COLUMNS, values))
                     row['remaining'] = _dec(row['remaining'])
                     row['multiplier'] = _dec(row['multiplier'])
                     row['last_read_at'] = _datetime(row['last_read_at'])
@@ -219,17 +252,11 @@ class Tenant:
         if self._wallets is None:
             self._wallets = []
             if self.parties:
-                Wallet = Pool().get('dh.wallet')
-                wallet = Wallet.__table__()
-                names = ['id', 'code', 'balance', 'state',
-                    'emergency_credit', 'company']
                 cursor = Transaction().connection.cursor()
-                cursor.execute(*wallet.select(
-                        *[getattr(wallet, n) for n in names],
-                        where=wallet.party.in_(self.parties),
-                        order_by=[wallet.id]))
+                cursor.execute(_sql('wallets', len(self.parties)),
+                    self.parties)
                 for values in cursor:
-                    row = dict(zip(names, values))
+                    row = dict(zip(WALLET_COLUMNS, values))
                     row['balance'] = _dec(row['balance']) or Decimal(0)
                     row['emergency_credit'] = _dec(row['emergency_credit'])
                     self._wallets.append(row)
@@ -263,10 +290,12 @@ class Tenant:
     def config(self):
         "The WeChat configuration of the tenant's company"
         Config = Pool().get('dh.wechat.config')
-        for wallet in self.wallets():
-            config = Config.for_company(wallet['company'])
-            if config:
-                return config
+        cursor = Transaction().connection.cursor()
+        for company in dict.fromkeys(w['company'] for w in self.wallets()):
+            cursor.execute(_sql('config'), (company,))
+            row = cursor.fetchone()
+            if row:
+                return Config(row[0])
         return Config.get_default()
 
 
@@ -330,20 +359,28 @@ def usage(meter, view, period):
 def history(tenant, limit=50):
     "Recharges, refunds and allocations of the tenant's wallets"
     pool = Pool()
-    Recharge = pool.get('dh.recharge')
-    Refund = pool.get('dh.refund')
     AllocationLine = pool.get('dh.allocation.line')
     wallet_ids = [w['id'] for w in tenant.wallets()]
     if not wallet_ids:
         return [], [], []
-    recharges = Recharge.search_read([('wallet', 'in', wallet_ids)],
-        order=[('date', 'DESC'), ('id', 'DESC')], limit=limit,
-        fields_names=['date', 'number', 'channel', 'mode', 'amount', 'kwh',
-            'paid', 'meter_energy', 'wallet_after', 'state', 'meter.name'])
-    refunds = Refund.search_read([('wallet', 'in', wallet_ids)],
-        order=[('date', 'DESC'), ('id', 'DESC')], limit=limit,
-        fields_names=['date', 'number', 'kind', 'channel', 'amount',
-            'wallet_after', 'note'])
+    cursor = Transaction().connection.cursor()
+    cursor.execute(_sql('recharges', len(wallet_ids)), wallet_ids + [limit])
+    recharges = []
+    for values in cursor:
+        row = dict(zip(RECHARGE_COLUMNS, values))
+        for name in ['amount', 'paid', 'meter_energy', 'wallet_after']:
+            row[name] = _dec(row[name])
+        row['date'] = _datetime(row['date'])
+        row['meter.'] = {'name': row.pop('meter_name')}
+        recharges.append(row)
+    cursor.execute(_sql('refunds', len(wallet_ids)), wallet_ids + [limit])
+    refunds = []
+    for values in cursor:
+        row = dict(zip(REFUND_COLUMNS, values))
+        for name in ['amount', 'wallet_after']:
+            row[name] = _dec(row[name])
+        row['date'] = _datetime(row['date'])
+        refunds.append(row)
     lines = AllocationLine.search([('wallet_line.wallet', 'in', wallet_ids)],
         order=[('id', 'DESC')], limit=limit)
     allocations = []

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import time
 import urllib.parse
 
 from werkzeug.exceptions import HTTPException
@@ -47,6 +48,7 @@ STATIC = os.path.join(os.path.dirname(__file__), 'static')
 STATIC_TYPES = {'portal.css': 'text/css; charset=utf-8',
     'portal.js': 'application/javascript; charset=utf-8'}
 CONTEXT = {'language': 'zh_CN'}
+_sandbox = {}
 
 
 class Page:
@@ -105,21 +107,31 @@ class Page:
         headers['X-Frame-Options'] = 'DENY'
         headers['Referrer-Policy'] = 'same-origin'
         connect = "'self'"
-        table = self.pool.get('dh.wechat.config').__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(*table.select(table.pay_gateway,
-                where=(table.sandbox == True)  # noqa: E712
-                & (table.active == True), limit=1))  # noqa: E712
-        sandbox = cursor.fetchone()
+        sandbox = self.sandbox_gateway()
         if sandbox:
             # the demo's fake WeChat (JSAPI bridge stand-in, cashier)
-            parts = urllib.parse.urlsplit(sandbox[0])
+            parts = urllib.parse.urlsplit(sandbox)
             connect += f' {parts.scheme}://{parts.netloc}'
         headers['Content-Security-Policy'] = (
             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
             f"script-src 'self'; connect-src {connect}; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         return response
+
+    def sandbox_gateway(self):
+        "The fake WeChat of a sandbox configuration (looked up every 30 s)"
+        now = time.monotonic()
+        cached = _sandbox.get(self.database)
+        if cached and cached[0] > now:
+            return cached[1]
+        table = self.pool.get('dh.wechat.config').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.pay_gateway,
+                where=(table.sandbox == True)  # noqa: E712
+                & (table.active == True), limit=1))  # noqa: E712
+        row = cursor.fetchone()
+        _sandbox[self.database] = (now + 30, row[0] if row else None)
+        return _sandbox[self.database][1]
 
     # -- checks --------------------------------------------------------------
     def cross_site(self):

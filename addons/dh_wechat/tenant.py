@@ -12,7 +12,7 @@ from sql.operators import Equal
 
 from trytond.i18n import gettext
 from trytond.model import Exclude, Index, ModelSQL, ModelView, Unique, fields
-from trytond.pool import Pool, PoolMeta
+from trytond.pool import PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
@@ -228,3 +228,37 @@ def mask(openid):
     openid = openid or ''
     return openid[:4] + '…' + openid[-4:] if len(openid) > 10 else openid
 
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = 'dh.meter'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # every portal page looks a tenant's meters up by tenant (and by
+        # wallet: Tryton indexes that one for the wallet's One2Many)
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.tenant, Index.Range())))
+
+
+class Wallet(metaclass=PoolMeta):
+    __name__ = 'dh.wallet'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.party, Index.Range())))
+
+
+class Recharge(metaclass=PoolMeta):
+    __name__ = 'dh.recharge'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # the tenant's history: his wallets' latest recharges
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.wallet, Index.Range()),
+                (t.date, Index.Range(order='DESC'))))

@@ -73,6 +73,34 @@ class DhWeChatTestCase(CompanyTestMixin, ModuleTestCase):
                         'portal_url': 'https://x'}])
 
     @with_transaction()
+    def test_secrets_for_administrators_only(self):
+        "AppSecret, private key, API v3 key: not for the other DH groups"
+        pool = Pool()
+        Config = pool.get('dh.wechat.config')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        r = setup()
+        finance, = User.create([{'login': 'fin', 'name': 'Finance',
+                    'groups': [('add', [ModelData.get_id('dh_metering',
+                                    'group_dh_finance')])],
+                    'companies': [('add', [r['company'].id])],
+                    'company': r['company'].id}])
+        with Transaction().set_user(finance.id), \
+                Transaction().set_context(_check_access=True,
+                    company=r['company'].id,
+                    companies=[r['company'].id]):
+            config, = Config.read([r['config'].id], ['appid', 'mchid'])
+            self.assertEqual(config['appid'], tools.APPID)
+            for name in ['oa_secret', 'private_key', 'apiv3_key',
+                    'access_token']:
+                with self.assertRaises(UserError, msg=name):
+                    Config.read([r['config'].id], [name])
+        # the client points wechatpayv3 at the configured gateway through
+        # a private attribute of the pinned 2.0.x: it must still exist
+        client = r['config'].pay_client()
+        self.assertEqual(client._pay._core._gate_way, Plaza.fake.url)
+
+    @with_transaction()
     def test_account_name(self):
         "Tenants sign in with an account name; it is unique, e-mail optional"
         r = setup()
