@@ -125,6 +125,7 @@ class FakeWeChat:
         self.tokens = {}            # OA access_token -> expires
         self.token_fetches = 0
         self.fail_next = []         # [(path prefix, status, body)]
+        self.refund_status = 'SUCCESS'   # what a new refund answers
         self.lock = threading.RLock()
         self.host = host
         self._server = ThreadingHTTPServer((host, port), self._handler())
@@ -447,7 +448,7 @@ class FakeWeChat:
                             'user_received_account': '支付用户零钱',
                             'create_time': now_china(),
                             'success_time': now_china(),
-                            'status': 'SUCCESS',
+                            'status': fake.refund_status,
                             'amount': {'total': amount['total'],
                                 'refund': amount['refund'],
                                 'payer_total': amount['total'],

@@ -316,12 +316,18 @@ class Order(ModelSQL, ModelView):
 
     @classmethod
     def cron_sync(cls):
-        "Late notifications and stale orders (every few minutes)"
+        """Late notifications and stale orders, and refunds still being
+        processed by WeChat Pay (every few minutes)"""
+        Refund = Pool().get('dh.wechat.refund')
         now = dt.datetime.now()
         orders = cls.search([('state', 'in', ['created', 'pending']),
                 ('create_date', '<', now - dt.timedelta(minutes=1))],
             order=[('id', 'ASC')], limit=500)
         cls.sync(orders)
+        refunds = Refund.search([('state', '=', 'processing'),
+                ('date', '<', now - dt.timedelta(minutes=1))],
+            order=[('id', 'ASC')], limit=500)
+        Refund.sync(refunds)
         return len(orders)
 
     @classmethod
@@ -482,6 +488,13 @@ class Refund(ModelSQL, ModelView):
     @classmethod
     @ModelView.button
     def query(cls, refunds):
+        cls.sync(refunds, raise_errors=True)
+
+    @classmethod
+    def sync(cls, refunds, raise_errors=False):
+        """Ask WeChat Pay how processing refunds ended: a closed one is
+        reversed in the wallet (the money stays), an abnormal one waits for
+        staff"""
         for refund in refunds:
             if refund.state != 'processing':
                 continue
@@ -489,8 +502,12 @@ class Refund(ModelSQL, ModelView):
                 data = refund.order.config.pay_client().query_refund(
                     refund.number)
             except PayError as error:
-                raise WeChatError(gettext('dh_wechat.msg_refund_refused',
-                        error=str(error)))
+                if raise_errors:
+                    raise WeChatError(gettext(
+                            'dh_wechat.msg_refund_refused',
+                            error=str(error)))
+                logger.warning('refund %s: %s', refund.number, error)
+                continue
             state = cls._state(data.get('status'))
             if state != refund.state:
                 cls.write([refund], {'state': state})

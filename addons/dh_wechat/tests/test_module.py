@@ -260,6 +260,28 @@ class DhWeChatTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(Refund.make(order, D('30.00'), 'again', 'WXR2'),
             refund)
         self.assertEqual(Order(order.id).refunded, D('30.00'))
+        # a refund WeChat is still processing, then closes: reversed by a
+        # wallet line (nothing deleted), the money stays in the wallet
+        Plaza.fake.refund_status = 'PROCESSING'
+        try:
+            late = Refund.make(Order(order.id), D('20.00'), '退回', 'WXR4')
+        finally:
+            Plaza.fake.refund_status = 'SUCCESS'
+        self.assertEqual(late.state, 'processing')
+        self.assertEqual(Wallet(r['w_zhang'].id).balance, D('100.00'))
+        Plaza.fake.refunds['WXR4']['status'] = 'CLOSED'
+        table = Refund.__table__()
+        Transaction().connection.cursor().execute(*table.update(
+                [table.date], [dt.datetime.now() - dt.timedelta(minutes=5)]))
+        Order.cron_sync()
+        self.assertEqual(Refund(late.id).state, 'closed')
+        self.assertEqual(Wallet(r['w_zhang'].id).balance, D('120.00'))
+        Line = Pool().get('dh.wallet.line')
+        line, = Line.search([('reference', '=', 'WXR4')])
+        reversal, = Line.search([('reversal_of', '=', line.id)])
+        self.assertEqual((line.amount, reversal.amount),
+            (D('-20.00'), D('20.00')))
+        self.assertEqual(Order(order.id).refunded, D('30.00'))
         # WeChat refusing leaves nothing behind
         Plaza.fake.fail_next.append(('/v3/refund', 403,
                 {'code': 'NOT_ENOUGH', 'message': '余额不足'}))
