@@ -27,6 +27,26 @@ def area_paths(area_ids):
     return tuple(sorted({a for row in cursor for a in row if a}))
 
 
+def assigned_area_paths(user_id=None):
+    """The areas of the meters assigned to the user and their ancestors
+    (权限分配: he sees the way up to his ticked meters, not their
+    neighbours); raw SQL for the same reason as user_area_ids"""
+    pool = Pool()
+    relation = pool.get('dh.meter-res.user').__table__()
+    meter = pool.get('dh.meter').__table__()
+    transaction = Transaction()
+    if user_id is None:
+        user_id = transaction.user
+    cursor = transaction.connection.cursor()
+    cursor.execute(*relation.join(meter,
+            condition=relation.meter == meter.id).select(
+            meter.area, meter.area_l1, meter.area_l2, meter.area_l3,
+            meter.area_l4, where=relation.user == user_id,
+            group_by=[meter.area, meter.area_l1, meter.area_l2,
+                meter.area_l3, meter.area_l4]))
+    return tuple(sorted({a for row in cursor for a in row if a}))
+
+
 class Rule(metaclass=PoolMeta):
     __name__ = 'ir.rule'
 
@@ -36,7 +56,9 @@ class Rule(metaclass=PoolMeta):
         cls.domain.help += (
             '\n- "dh_areas" as list of ids of the areas assigned to the user'
             '\n- "dh_area_paths" as list of ids of their ancestors'
-            '\n- "dh_user" as the id of the user')
+            '\n- "dh_user" as the id of the user'
+            '\n- "dh_assigned_area_paths" as list of ids of the areas '
+            '(and their ancestors) of the meters assigned to the user')
 
     @classmethod
     def _get_context(cls, model_name):
@@ -45,12 +67,13 @@ class Rule(metaclass=PoolMeta):
         context['dh_areas'] = list(areas)
         context['dh_area_paths'] = list(area_paths(areas))
         context['dh_user'] = Transaction().user
+        context['dh_assigned_area_paths'] = list(assigned_area_paths())
         return context
 
     @classmethod
     def _get_cache_key(cls, model_names):
         return (*super()._get_cache_key(model_names), Transaction().user,
-            user_area_ids())
+            user_area_ids(), assigned_area_paths())
 
 
 class Cron(metaclass=PoolMeta):

@@ -115,6 +115,9 @@ class Meter(DeactivableMixin, ModelSQL, ModelView):
     tenant = fields.Many2One('party.party', "Tenant", ondelete='RESTRICT')
     area = fields.Many2One('dh.area', "Area", required=True,
         ondelete='RESTRICT', help="Usually the room (level 4).")
+    assigned_users = fields.Many2Many(
+        'dh.meter-res.user', 'meter', 'user', "Assigned Users",
+        help="Users who see this meter besides their areas (权限分配).")
     area_l1 = fields.Many2One('dh.area', "Level 1 Area", readonly=True)
     area_l2 = fields.Many2One('dh.area', "Level 2 Area", readonly=True)
     area_l3 = fields.Many2One('dh.area', "Level 3 Area", readonly=True)

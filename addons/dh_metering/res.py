@@ -9,6 +9,10 @@ class User(metaclass=PoolMeta):
         'dh.area-res.user', 'user', 'area', "Managed Areas",
         help="The user sees the meters below these areas "
         "(unless he is a DH administrator).")
+    dh_meters = fields.Many2Many(
+        'dh.meter-res.user', 'user', 'meter', "Assigned Meters",
+        help="Besides his areas, the user sees these meters "
+        "(权限分配).")
 
     @classmethod
     def __setup__(cls):

@@ -291,6 +291,76 @@ class DhMeteringTestCase(CompanyTestMixin, ModuleTestCase):
             self.assertEqual(Meter.search([]), [m1, m2, m3])
 
     @with_transaction()
+    def test_record_rules_assigned_meters(self):
+        "权限分配: a manager sees his areas' meters or the meters ticked "
+        "for him, and the way up to them"
+        pool = Pool()
+        User = pool.get('res.user')
+        Group = pool.get('res.group')
+        Meter = pool.get('dh.meter')
+        Reading = pool.get('dh.meter.reading')
+        Area = pool.get('dh.area')
+        ModelData = pool.get('ir.model.data')
+        Assign = pool.get('dh.meter.assign', type='wizard')
+        areas, m1, m2, m3 = setup_plaza()
+        m4 = create_meter(areas['东政', '东区', '2', '301'], '302',
+            '东2#301E', '16005629')
+        m5 = create_meter(areas['东政', '东区', '2', '301'], '303',
+            '东2#301F', '16005630')
+        ingest([(m.id, 'energy_total', utc(2026, 11, 1, h), h)
+                for m in [m1, m2, m3, m4, m5] for h in range(2)])
+        manager = Group(ModelData.get_id('dh_metering', 'group_dh_manager'))
+        bob, = User.create([{'login': 'bob', 'name': 'Bob',
+                    'groups': [('add', [manager.id])],
+                    'dh_areas': [('add', [areas['唐渠', '瀚盛家园'].id])]}])
+        transaction = Transaction()
+
+        def visible():
+            with transaction.set_user(bob.id), transaction.set_context(
+                    _check_access=True):
+                return Meter.search([])
+        self.assertEqual(visible(), [m1, m2])
+        # the screen: exact / fuzzy search, unassigned / assigned, save
+        self.assertEqual(Assign.list_meters(bob.id, 'exact', '东2#301',
+                'unassigned')[1], 0)
+        lines, total = Assign.list_meters(bob.id, 'fuzzy', '东2#301',
+            'unassigned')
+        self.assertEqual(total, 3)
+        self.assertEqual([l['meter'] for l in lines], [m3.id, m4.id, m5.id])
+        self.assertFalse(any(l['selected'] for l in lines))
+        self.assertEqual(Assign.apply(bob, [(m3.id, True), (m4.id, True),
+                    (m5.id, False)]), (2, 0))
+        lines, total = Assign.list_meters(bob.id, 'fuzzy', '东区',
+            'assigned')
+        self.assertEqual([l['meter'] for l in lines], [m3.id, m4.id])
+        self.assertTrue(all(l['selected'] for l in lines))
+        self.assertEqual(Assign.list_meters(bob.id, 'exact', '东2#301D',
+                'assigned')[1], 1)
+        self.assertEqual(visible(), [m1, m2, m3, m4])
+        self.assertEqual(User(bob.id).dh_meters, (m3, m4))
+        with transaction.set_user(bob.id), transaction.set_context(
+                _check_access=True):
+            self.assertEqual(Reading.search([], count=True), 8)
+            with self.assertRaises(AccessError):
+                Meter.read([m5.id], ['name'])
+            # the way up to his ticked meters, not their neighbours
+            self.assertEqual(
+                [r['area.'] for r in Meter.read([m3.id], ['area.rec_name'])],
+                [{'id': areas['东政', '东区', '2', '301'].id,
+                        'rec_name': '东政/东区/2/301'}])
+            self.assertIn('东政/东区/2/301',
+                {a.full_name for a in Area.search([])})
+            # no write through the assignment
+            with self.assertRaises(AccessError):
+                Meter.write([Meter(m3.id)], {'name': 'hacked'})
+        # unticking takes them away again
+        self.assertEqual(Assign.apply(bob, [(m3.id, False)]), (0, 1))
+        self.assertEqual(visible(), [m1, m2, m4])
+        with transaction.set_user(bob.id), transaction.set_context(
+                _check_access=True):
+            self.assertEqual(Reading.search([], count=True), 6)
+
+    @with_transaction()
     def test_merge_unmerge_log(self):
         "Merging and unmerging write the log the product shows"
         pool = Pool()
@@ -505,6 +575,13 @@ class DhMeteringZhCNTestCase(TestCase):
         self.assertEqual(fields['multiplier']['string'], '倍率')
         self.assertEqual(fields['address']['string'], '表计地址')
         self.assertIn(('cutoff', '断电'), fields['state']['selection'])
+        # 权限分配
+        start = pool.get('dh.meter.assign.start').fields_get(
+            ['match', 'show'])
+        self.assertIn(('exact', '精确查询'), start['match']['selection'])
+        self.assertIn(('unassigned', '未分配'), start['show']['selection'])
+        self.assertEqual(pool.get('res.user').fields_get(
+                ['dh_meters'])['dh_meters']['string'], '分配表计')
         areas, m1, m2, m3 = setup_plaza()
         with self.assertRaises(UserError) as cm:
             Pool().get('dh.meter').do_unmerge([m1])
