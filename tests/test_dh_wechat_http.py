@@ -150,7 +150,9 @@ def test_wechat_binding(portal):
     assert '瀚15#603A' in page.text
     account = later.get(portal.base + '/account')
     assert 'o-li…hone' in account.text
-    binding = re.search(r'name="binding" value="(\d+)"', account.text)[1]
+    # the binding of the WeChat in use (marked 当前)
+    binding = re.search(r'当前</span>.*?name="binding" value="(\d+)"',
+        account.text, re.S)[1]
     # unbind: the next visit asks for the password again
     later.post(portal.base + '/unbind', data={'binding': binding,
             'csrf': portal.csrf(account)})
@@ -169,6 +171,7 @@ def test_isolation_on_every_route(portal, zhang, li):
     li_account = li.get(portal.base + '/account')
     li_binding = re.search(r'name="binding" value="(\d+)"',
         li_account.text)[1]
+    li_bindings = li_account.text.count('解除绑定')
     token = portal.form_token(zhang)
     get_checks = {
         '/usage/<meter_id>': [f'/usage/{ids["b"]}', f'/usage/{ids["e"]}',
@@ -206,7 +209,8 @@ def test_isolation_on_every_route(portal, zhang, li):
             assert other not in text, (path, other)
     # 李娜's order and binding are untouched
     assert order_state(portal, li_number)[0] == 'pending'
-    assert li.get(portal.base + '/account').text.count('解除绑定') == 1
+    assert li.get(portal.base + '/account').text.count('解除绑定') == \
+        li_bindings
     # every route of the portal with an id in its URL or form is above
     rules = {r.rule.split('/dh/wx', 1)[1] for r in app.url_map.iter_rules()
         if '/dh/wx' in r.rule}
@@ -323,12 +327,16 @@ def test_late_notification_found_by_query(portal, zhang):
 
 def test_energy_recharge_delivered(portal, li):
     "李娜 buys kWh for the energy-mode meter: 已支付 → 已下发到表"
+    before = balance(portal, 'w_li')
     number = start_order(portal, li, f'm{portal.ids["e"]}', '1000.00')
     portal.fake.pay(number)
     status = li.get(portal.base + f'/order/{number}/status').json()
     assert status['state'] == 'paid' and status['delivery'] == 'paid'
     assert '正在下发' in status['text'] and not status['final']
-    assert '购电 833 度' in status['detail']
+    # whole kWh at 1.2, the change stays in the wallet (电度方式)
+    kwh = int((D(1000) + max(before, D(0))) / D('1.2'))
+    assert f'购电 {kwh} 度' in status['detail'], (before, status)
+    assert balance(portal, 'w_li') == D(1000) + before - kwh * D('1.2')
 
     def confirm(pool):
         Recharge = pool.get('dh.recharge')
