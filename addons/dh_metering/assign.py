@@ -8,6 +8,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .ir import clear_assigned_area_paths
+
 LIST_LIMIT = 500
 
 
@@ -27,6 +29,21 @@ class MeterUser(ModelSQL):
                 Index(t, (t.user, Index.Range()), (t.meter, Index.Range())),
                 Index(t, (t.meter, Index.Range())),
                 })
+
+    @classmethod
+    def create(cls, vlist):
+        clear_assigned_area_paths()
+        return super().create(vlist)
+
+    @classmethod
+    def write(cls, *args):
+        clear_assigned_area_paths()
+        super().write(*args)
+
+    @classmethod
+    def delete(cls, records):
+        clear_assigned_area_paths()
+        super().delete(records)
 
 
 class AssignStart(ModelView):

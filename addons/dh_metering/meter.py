@@ -12,6 +12,7 @@ from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .exceptions import MergeError, MeterValidationError
+from .ir import clear_assigned_area_paths
 
 UTILITIES = [
     ('electricity', "Electricity"),
@@ -340,9 +341,11 @@ class Meter(DeactivableMixin, ModelSQL, ModelView):
                     [*path, *level_names], where=where))
         for cache in Transaction().cache.values():
             cache.clear()
+        clear_assigned_area_paths()
 
     @classmethod
     def delete(cls, meters):
+        clear_assigned_area_paths()
         cursor = Transaction().connection.cursor()
         ids = [m.id for m in meters]
         for i in range(0, len(ids), 500):

@@ -359,6 +359,13 @@ class DhMeteringTestCase(CompanyTestMixin, ModuleTestCase):
         with transaction.set_user(bob.id), transaction.set_context(
                 _check_access=True):
             self.assertEqual(Reading.search([], count=True), 6)
+            self.assertIn('东政', {a.full_name for a in Area.search([])})
+        # the way up goes with the last ticked meter (cached paths cleared)
+        User.write([bob], {'dh_meters': [('remove', [m4.id])]})
+        self.assertEqual(visible(), [m1, m2])
+        with transaction.set_user(bob.id), transaction.set_context(
+                _check_access=True):
+            self.assertNotIn('东政', {a.full_name for a in Area.search([])})
 
     @with_transaction()
     def test_merge_unmerge_log(self):
