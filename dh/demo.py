@@ -142,6 +142,8 @@ def serve(config, database, port, parts, ctx):
         f'docs: http://127.0.0.1:{port}/{database}/dh/api/v1/docs)')
     log(f'JSON-RPC: http://127.0.0.1:{port}/{database}/rpc/  '
         '(Tryton JSON-RPC)')
+    log(f'BOARD: http://127.0.0.1:{port}/{database}/dh/board  (状态报警界面, '
+        'the wall status board: sign in to WEB first, or HTTP Basic)')
     if 'dh_wechat' in dh_modules():
         log(f'PORTAL: http://127.0.0.1:{port}/{database}/dh/wx/  (tenant '
             'portal, WeChat H5; payments go to the local fake WeChat)')
