@@ -16,6 +16,9 @@ import dbtools  # noqa: E402
 from apitools import free_port  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUT = os.path.join(ROOT, 'test-output')
+CHROMIUM = '/usr/bin/chromium'
 NAME = f'dhassign{os.getpid()}'
 PASSWORD = 'Manager-Pass-2026x'
 PLAZA = {
@@ -41,9 +44,15 @@ def seed(pool):
         ids[name] = create_meter(areas[path], str(100 + i), name,
             str(15085300 + i)).id
     manager = ModelData.get_id('dh_metering', 'group_dh_manager')
+    zh, = pool.get('ir.lang').search([('code', '=', 'zh_CN')])
     user, = User.create([{'login': 'manager_tangqu', 'name': '唐渠片区经理',
                 'password': PASSWORD, 'groups': [('add', [manager])],
+                'language': zh.id,
                 'dh_areas': [('add', [areas['唐渠',].id])]}])
+    User.write(User.search([('login', '=', 'admin')]), {'language': zh.id})
+    # no module configuration wizard at the administrator's first sign-in
+    Item = pool.get('ir.module.config_wizard.item')
+    Item.write(Item.search([]), {'state': 'done'})
     ids['user'] = user.id
     return ids
 
@@ -51,8 +60,12 @@ def seed(pool):
 @pytest.fixture(scope='module')
 def server():
     port = free_port()
+    sao = os.path.join(ROOT, 'node_modules', 'tryton-sao')
     folder, config = dbtools.create(NAME, 'dh_metering',
-        f'[web]\nlisten = 127.0.0.1:{port}\n')
+        f'[web]\nlisten = 127.0.0.1:{port}\nroot = {sao}\n')
+    subprocess.run([os.path.join(BIN, 'trytond-admin'), '-c', config, '-d',
+            NAME, '-u', 'dh_metering', '-l', 'zh_CN'], check=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     from trytond.modules.dh_collector import collectd
     ids = collectd.Database(config, NAME)._run(seed)
     log = open(os.path.join(folder, 'server.log'), 'wb')
@@ -165,3 +178,68 @@ def test_manager_sees_his_area_and_two_ticked_meters(server):
         [[ids['user']], ['dh_meters'], {}])
     assert sorted(user['dh_meters']) == sorted(
         [ids['东2#301A'], ids['东2#301B']])
+
+
+def test_browser_assign_screen(server):
+    "sao in headless chromium: 档案管理 › 权限分配 with its check boxes"
+    url, ids = server
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get('DH_REQUIRE_BROWSER') == '1':
+            pytest.fail('chromium is required (DH_REQUIRE_BROWSER=1)')
+        pytest.skip('Debian chromium not installed')
+    from playwright.sync_api import sync_playwright
+    os.makedirs(OUTPUT, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+            args=['--no-sandbox', '--disable-gpu'])
+        page = browser.new_page(viewport={'width': 1400, 'height': 900},
+            locale='zh-CN')
+        page.goto(url + '/')
+        page.wait_for_selector('#login', timeout=30000)
+        if page.locator('select#database').is_visible():
+            page.select_option('select#database', NAME)
+        elif (page.locator('input#database').is_visible()
+                and page.locator('input#database').is_editable()):
+            page.fill('input#database', NAME)
+        page.fill('#login', 'admin')
+        page.locator('#login').press('Enter')
+        password = page.locator('input[type=password]:visible')
+        password.wait_for(timeout=30000)
+        password.fill('admin-Secret-123')
+        password.press('Enter')
+        try:
+            page.get_by_text('集抄系统', exact=True).first.wait_for(
+                timeout=30000)
+        finally:
+            page.screenshot(path=os.path.join(OUTPUT, 'assign_login.png'))
+        page.get_by_text('集抄系统', exact=True).first.click()
+        page.get_by_text('档案管理', exact=True).first.click()
+        page.get_by_text('权限分配', exact=True).first.click()
+        dialog = page.locator('.modal-dialog:visible, #tabcontent').last
+        user = dialog.locator('input[type=input], input[type=text]').first
+        user.wait_for(timeout=30000)
+        user.fill('唐渠片区经理')
+        user.press('Tab')
+        page.wait_for_timeout(1500)
+        # sao's search dialog for the user: pick him, OK
+        search = page.locator('.modal-dialog:visible').last
+        if search.get_by_text('manager_tangqu', exact=True).count():
+            search.get_by_text('manager_tangqu', exact=True).first.dblclick()
+            page.wait_for_timeout(1500)
+        page.screenshot(path=os.path.join(OUTPUT, 'assign_user.png'))
+        page.locator('button:visible', has_text='查询').last.click()
+        page.get_by_text('东2#301A', exact=True).first.wait_for(timeout=30000)
+        page.wait_for_timeout(1000)
+        # tick 东2#302A (the column 分配; the first box selects the row)
+        row = page.locator('tr:visible', has_text='东2#302A').first
+        row.locator('input[type=checkbox]').last.click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=os.path.join(OUTPUT, 'assign_meters.png'))
+        text = page.locator('body').inner_text()
+        page.locator('button:visible', has_text='保存').last.click()
+        page.wait_for_timeout(2000)
+        browser.close()
+    for label in ['模糊查询', '切换', '保存', '分配', '瀚15#601A', '东2#302A']:
+        assert label in text, label
+    manager = RPC(url, 'manager_tangqu', PASSWORD)
+    assert '东2#302A' in names(manager)
