@@ -6,6 +6,7 @@ yellow and red ones, and an area manager of one community.
   python tests/boardtools.py seed CONFIG DATABASE N   (used by server())"""
 import datetime as dt
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,6 +171,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 if __name__ == '__main__' and sys.argv[1] == 'seed':
