@@ -11,48 +11,30 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import boardtools  # noqa: E402
+import browsertools  # noqa: E402
 
 NAME = 'dh_board_e2e'
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUTPUT = os.path.join(ROOT, 'test-output')
-CHROMIUM = '/usr/bin/chromium'
+OUTPUT = browsertools.OUTPUT
 
 pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture(scope='module')
 def server():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get('DH_REQUIRE_BROWSER') == '1':
-            pytest.fail('chromium is required (DH_REQUIRE_BROWSER=1)')
-        pytest.skip('Debian chromium not installed')
+    browsertools.require_chromium()
     server = boardtools.Server(NAME, chinese=True)
     yield server
     server.stop()
 
 
 def sign_in(page, server, login, password):
-    page.goto(server.url + '/')
-    page.wait_for_selector('#login', timeout=30000)
-    if page.locator('select#database').is_visible():
-        page.select_option('select#database', NAME)
-    elif (page.locator('input#database').is_visible()
-            and page.locator('input#database').is_editable()):
-        page.fill('input#database', NAME)
-    page.fill('#login', login)
-    page.locator('#login').press('Enter')
-    field = page.locator('input[type=password]:visible')
-    field.wait_for(timeout=30000)
-    field.fill(password)
-    field.press('Enter')
+    browsertools.sao_sign_in(page, server.url, NAME, login, password)
 
 
 def test_board_in_browser(server):
     from playwright.sync_api import expect, sync_playwright
-    os.makedirs(OUTPUT, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-            args=['--no-sandbox', '--disable-gpu'])
+        browser = browsertools.launch(p)
         context = browser.new_context(
             viewport={'width': 1600, 'height': 1000}, locale='zh-CN')
         page = context.new_page()

@@ -12,13 +12,13 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
+import browsertools  # noqa: E402
 import dbtools  # noqa: E402
 from apitools import free_port  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUTPUT = os.path.join(ROOT, 'test-output')
-CHROMIUM = '/usr/bin/chromium'
+OUTPUT = browsertools.OUTPUT
 NAME = f'dhassign{os.getpid()}'
 PASSWORD = 'Manager-Pass-2026x'
 PLAZA = {
@@ -187,30 +187,14 @@ def test_manager_sees_his_area_and_two_ticked_meters(server):
 def test_browser_assign_screen(server):
     "sao in headless chromium: 档案管理 › 权限分配 with its check boxes"
     url, ids = server
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get('DH_REQUIRE_BROWSER') == '1':
-            pytest.fail('chromium is required (DH_REQUIRE_BROWSER=1)')
-        pytest.skip('Debian chromium not installed')
+    browsertools.require_chromium()
     from playwright.sync_api import sync_playwright
-    os.makedirs(OUTPUT, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-            args=['--no-sandbox', '--disable-gpu'])
+        browser = browsertools.launch(p)
         page = browser.new_page(viewport={'width': 1400, 'height': 900},
             locale='zh-CN')
-        page.goto(url + '/')
-        page.wait_for_selector('#login', timeout=30000)
-        if page.locator('select#database').is_visible():
-            page.select_option('select#database', NAME)
-        elif (page.locator('input#database').is_visible()
-                and page.locator('input#database').is_editable()):
-            page.fill('input#database', NAME)
-        page.fill('#login', 'admin')
-        page.locator('#login').press('Enter')
-        password = page.locator('input[type=password]:visible')
-        password.wait_for(timeout=30000)
-        password.fill('admin-Secret-123')
-        password.press('Enter')
+        browsertools.sao_sign_in(page, url, NAME, 'admin',
+            'admin-Secret-123')
         try:
             page.get_by_text('集抄系统', exact=True).first.wait_for(
                 timeout=30000)

@@ -12,11 +12,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browsertools  # noqa: E402
 import wxtools  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUTPUT = os.path.join(ROOT, 'test-output')
-CHROMIUM = '/usr/bin/chromium'
+OUTPUT = browsertools.OUTPUT
 # what WeChat's webview provides, played by the fake
 BRIDGE = '''
 window.WeixinJSBridge = {invoke: function (name, params, done) {
@@ -36,20 +35,15 @@ def portal():
 
 
 def test_tenant_pays_in_wechat(portal):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get('DH_REQUIRE_BROWSER') == '1':
-            pytest.fail('chromium is required (DH_REQUIRE_BROWSER=1)')
-        pytest.skip('Debian chromium not installed')
+    browsertools.require_chromium()
     from playwright.sync_api import expect, sync_playwright
-    os.makedirs(OUTPUT, exist_ok=True)
     portal.fake.auto_openid = 'o-e2e-lina-phone'
 
     def wallet_balance(pool):
         return pool.get('dh.wallet')(portal.ids['w_li']).balance
     before = portal.run(wallet_balance, readonly=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-            args=['--no-sandbox', '--disable-gpu'])
+        browser = browsertools.launch(p)
         context = browser.new_context(viewport={'width': 390, 'height': 844},
             device_scale_factor=2, is_mobile=True, has_touch=True,
             user_agent=wxtools.WECHAT_UA, locale='zh-CN')

@@ -12,13 +12,15 @@ import time
 import pytest
 import requests
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browsertools  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 WORK = os.path.join(ROOT, 'var', 'test', 'e2e')
-OUTPUT = os.path.join(ROOT, 'test-output')
+OUTPUT = browsertools.OUTPUT
 DB = 'dhe2e'
 PASSWORD = 'dhDemo-2026x'
-CHROMIUM = '/usr/bin/chromium'
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -127,30 +129,14 @@ def test_jsonrpc_record_rules(server):
 
 def test_browser_manager_sees_his_meters(server):
     "sao in headless chromium: Chinese menus, only 唐渠 in 当前数据"
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get('DH_REQUIRE_BROWSER') == '1':
-            pytest.fail('chromium is required (DH_REQUIRE_BROWSER=1)')
-        pytest.skip('Debian chromium not installed')
+    browsertools.require_chromium()
     from playwright.sync_api import sync_playwright
-    os.makedirs(OUTPUT, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-            args=['--no-sandbox', '--disable-gpu'])
+        browser = browsertools.launch(p)
         page = browser.new_page(viewport={'width': 1400, 'height': 900},
             locale='zh-CN')
-        page.goto(server + '/')
-        page.wait_for_selector('#login', timeout=30000)
-        if page.locator('select#database').is_visible():
-            page.select_option('select#database', DB)
-        elif (page.locator('input#database').is_visible()
-                and page.locator('input#database').is_editable()):
-            page.fill('input#database', DB)
-        page.fill('#login', 'manager_tangqu')
-        page.locator('#login').press('Enter')
-        password = page.locator('input[type=password]:visible')
-        password.wait_for(timeout=30000)
-        password.fill(PASSWORD)
-        password.press('Enter')
+        browsertools.sao_sign_in(page, server, DB, 'manager_tangqu',
+            PASSWORD)
         page.get_by_text('集抄系统', exact=True).first.wait_for(timeout=30000)
         page.get_by_text('集抄系统', exact=True).first.click()
         page.get_by_text('报表', exact=True).first.click()
