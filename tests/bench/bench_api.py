@@ -32,8 +32,8 @@ import dbutil  # noqa: E402
 KEY = 'dh_bench-api-key'
 
 
-def create(backend, name, config_extra):
-    "A database with dh_api (and what it depends on) only"
+def create(backend, name, config_extra, module='dh_api'):
+    "A database with ``module`` (and what it depends on) only"
     import psycopg
     folder = os.path.join(dbutil.VAR, 'bench')
     os.makedirs(folder, exist_ok=True)
@@ -56,7 +56,7 @@ def create(backend, name, config_extra):
     with open(pw, 'w') as handle:
         handle.write(dbutil.ADMIN_PASSWORD)
     subprocess.run([os.path.join(dbutil.BIN, 'trytond-admin'), '-c', config,
-            '-d', name, '-u', 'dh_api', '--activate-dependencies',
+            '-d', name, '-u', module, '--activate-dependencies',
             '--email', 'admin@example.com'], check=True,
         env=dict(os.environ, TRYTONPASSFILE=pw), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL)

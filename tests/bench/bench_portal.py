@@ -27,42 +27,11 @@ from http.client import HTTPConnection
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dbutil  # noqa: E402
 from bench_api import (  # noqa: E402
-    exists, figures, free_port, write_config)
+    create, exists, figures, free_port, write_config)
 
 PASSWORD = 'dhBench-2026x'
 PAGES = ['meters', 'usage_month', 'usage_year', 'history', 'alarms',
     'recharge']
-
-
-def create(backend, name, config_extra):
-    import psycopg
-    folder = os.path.join(dbutil.VAR, 'bench')
-    os.makedirs(folder, exist_ok=True)
-    config = os.path.join(folder, f'{name}.conf')
-    if backend == 'postgresql':
-        uri = dbutil.PG_URI
-        with psycopg.connect(uri + 'postgres', autocommit=True) as conn:
-            conn.execute('SELECT pg_terminate_backend(pid) FROM '
-                'pg_stat_activity WHERE datname = %s', (name,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-    else:
-        uri = 'sqlite://'
-        path = os.path.join(folder, f'{name}.sqlite')
-        if os.path.exists(path):
-            os.unlink(path)
-        open(path, 'a').close()
-    write_config(config, uri, folder, config_extra)
-    pw = os.path.join(folder, f'{name}.pw')
-    with open(pw, 'w') as handle:
-        handle.write(dbutil.ADMIN_PASSWORD)
-    subprocess.run([os.path.join(dbutil.BIN, 'trytond-admin'), '-c', config,
-            '-d', name, '-u', 'dh_wechat', '--activate-dependencies',
-            '--email', 'admin@example.com'], check=True,
-        env=dict(os.environ, TRYTONPASSFILE=pw), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL)
-    os.unlink(pw)
-    return config
 
 
 def seed(name, tenants, rooms):
@@ -289,7 +258,7 @@ def run(args):
     built = False
     if options.rebuild or not exists(options.backend, name) \
             or not os.path.exists(config):
-        config = create(options.backend, name, extra)
+        config = create(options.backend, name, extra, 'dh_wechat')
         dbutil.pool(config, name)
         seed(name, options.tenants, options.rooms)
         built = True
