@@ -29,6 +29,7 @@ from trytond.wizard import (
 
 from trytond.modules.dh_metering.meter import MAIN_REGISTER
 from trytond.modules.dh_metering.reading import local_timezone
+from trytond.modules.dh_metering.storage import forget_records
 from trytond.modules.dh_metering.usage import E4
 
 from . import rules
@@ -166,7 +167,7 @@ class Alarm(ModelSQL, ModelView):
 
     # -- evaluation ---------------------------------------------------------
     @classmethod
-    def evaluate(cls, meter_ids=None, now=None, rows=None, timed=True):
+    def evaluate(cls, meter_ids=None, now=None, timed=True):
         """Evaluate the rules for these meters (all when None) at ``now``
         (naive UTC).  ``timed``: also the rules that depend on time passing
         (offline, stagnant, daily messages, settlement day) — the cron
@@ -297,9 +298,7 @@ class Alarm(ModelSQL, ModelView):
                 cursor.execute(*meter.update([meter.state], [state],
                         where=meter.id.in_(chunk)))
         if updates:
-            for cache in Transaction().cache.values():
-                if 'dh.meter' in cache:
-                    cache['dh.meter'].clear()
+            forget_records('dh.meter')
 
     # -- outcomes of commands -----------------------------------------------
     @classmethod
@@ -478,7 +477,6 @@ class _Changes:
 
     def flush(self):
         Alarm = self.Alarm
-        table = Alarm.__table__()
         cursor = Transaction().connection.cursor()
         p = _p()
         if self.to_close:
@@ -498,10 +496,7 @@ class _Changes:
                 self.opened += [_Opened(alarm.id, values)
                     for alarm, values in zip(alarms, chunk)]
         if self.to_close or self.to_update:
-            for cache in Transaction().cache.values():
-                if 'dh.alarm' in cache:
-                    cache['dh.alarm'].clear()
-        del table
+            forget_records('dh.alarm')
 
 
 class _Facts:
@@ -514,6 +509,10 @@ class _Facts:
         self.meters = meters
         self.profiles = profiles
         self.now, self.local, self.tz, self.timed = now, local, tz, timed
+        # the same for every meter of the round: computed once
+        self.day_label = f'{local:%Y-%m-%d}'
+        self.month_label = f'{local:%Y-%m}'
+        self.day_start = self.days_ago(0)
         self.instant = {}           # (meter, register) → (read_at, value)
         self.day = {}               # (meter, register) → usage today
         self.month = {}             # meter → usage this month
@@ -523,6 +522,11 @@ class _Facts:
         self.trip_at = {}           # meter → time the relay was opened
         self.used_since_trip = {}   # meter → usage after the trip
         self.lines = defaultdict(list)
+
+    def days_ago(self, days):
+        "The start (naive UTC) of the local day ``days`` before today"
+        return self.utc(dt.datetime.combine(
+                self.local.date() - dt.timedelta(days=days), dt.time()))
 
     def utc(self, local):
         return local.replace(tzinfo=self.tz).astimezone(UTC).replace(
@@ -692,9 +696,7 @@ class _Facts:
             result.append(('over_load', _Found(value, limit, read_at)
                     if rules.over(value, limit) else None))
         main = MAIN_REGISTER.get(meter['utility'])
-        day_label = f'{self.local:%Y-%m-%d}'
-        day_start = self.utc(dt.datetime.combine(self.local.date(),
-                dt.time()))
+        day_label, day_start = self.day_label, self.day_start
         if profile.day_usage_max:
             usage = self.day.get((meter_id, main))
             result.append(('day_usage', _Found(usage, profile.day_usage_max,
@@ -703,9 +705,8 @@ class _Facts:
                     if rules.over(usage, profile.day_usage_max) else None))
         if profile.month_usage_max:
             usage = self.month.get(meter_id)
-            month_label = f'{self.local:%Y-%m}'
             result.append(('month_usage', _Found(usage,
-                        profile.month_usage_max, now, month_label)
+                        profile.month_usage_max, now, self.month_label)
                     if rules.over(usage, profile.month_usage_max) else None))
         if profile.night_usage_max:
             usage, label, begin = self.night.get(meter_id,
@@ -742,10 +743,7 @@ class _Facts:
                         profile.stagnant_days):
                     result.append(('stagnant', _Found(Decimal(0),
                                 Decimal(profile.stagnant_days),
-                                self.utc(dt.datetime.combine(
-                                        self.local.date() - dt.timedelta(
-                                            days=profile.stagnant_days),
-                                        dt.time())))))
+                                self.days_ago(profile.stagnant_days))))
                 elif count >= profile.stagnant_days:
                     result.append(('stagnant', None))
             if self.day.get((meter_id, main)):

@@ -3,7 +3,6 @@
 hooks that run the alarm rules (new readings, command outcomes,
 recharges); area managers' mobiles; safe-electricity honoured by billing."""
 import datetime as dt
-import json
 import logging
 from decimal import Decimal
 
@@ -12,6 +11,8 @@ from trytond.model import ModelView, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
+
+from trytond.modules.dh_metering.storage import forget_records
 
 from .profile import check_mobiles
 
@@ -140,9 +141,7 @@ class Meter(metaclass=PoolMeta):
         if updates:
             cursor.executemany(f'UPDATE dh_meter SET effective_profile = {p} '
                 f'WHERE id = {p}', updates)
-            for cache in Transaction().cache.values():
-                if 'dh.meter' in cache:
-                    cache['dh.meter'].clear()
+            forget_records('dh.meter')
 
     @classmethod
     @ModelView.button
@@ -231,7 +230,7 @@ class Reading(metaclass=PoolMeta):
         try:
             # history loaded late is judged at its own time
             Alarm.evaluate(sorted({r[0] for r in rows}), min(newest, now),
-                rows=rows, timed=False)
+                timed=False)
         except backend.DatabaseOperationalError:
             raise
         except Exception:
@@ -305,10 +304,6 @@ class Area(metaclass=PoolMeta):
         actions = iter(args)
         if any('parent' in values for _, values in zip(actions, actions)):
             Pool().get('dh.meter').update_effective_profiles()
-
-
-def dumps(value):
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 class Wallet(metaclass=PoolMeta):

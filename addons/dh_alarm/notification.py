@@ -29,6 +29,7 @@ from trytond.transaction import Transaction
 
 from trytond.modules.dh_metering.meter import MAIN_REGISTER
 from trytond.modules.dh_metering.reading import local_timezone
+from trytond.modules.dh_metering.storage import forget_records
 from trytond.modules.dh_metering.usage import E4
 
 from . import rules
@@ -415,9 +416,7 @@ class Notification(ModelSQL, ModelView):
             cursor.executemany(f'UPDATE dh_alarm SET stage = {p}, '
                 f'last_sent = COALESCE({p}, last_sent) WHERE id = {p}',
                 [(stage, sent, id_) for id_, stage, sent in stage_updates])
-            for cache in Transaction().cache.values():
-                if 'dh.alarm' in cache:
-                    cache['dh.alarm'].clear()
+            forget_records('dh.alarm')
         for meter_id, params in monthly.items():
             items.append(('monthly_usage', params, recipients[meter_id],
                     f'month:{meter_id}:{params["period"]}', meter_id, None))
@@ -609,12 +608,6 @@ class Notification(ModelSQL, ModelView):
         cls.write([notification], values)
         if retry is not None:
             cls.enqueue([notification], delay=retry)
-
-    @classmethod
-    def _clear_cache(cls):
-        for cache in Transaction().cache.values():
-            if cls.__name__ in cache:
-                cache[cls.__name__].clear()
 
     @classmethod
     @ModelView.button

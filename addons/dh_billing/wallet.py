@@ -15,6 +15,8 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from trytond.modules.dh_metering.storage import forget_records
+
 from . import rules
 from .exceptions import BillingError
 
@@ -251,9 +253,7 @@ class Wallet(ModelSQL, ModelView):
         cursor.execute(*meter.update([meter.remaining], [balance],
                 where=(meter.wallet == wallet.id)
                 & (meter.billing_mode == 'cash')))
-        for cache in Transaction().cache.values():
-            if 'dh.wallet' in cache:
-                cache['dh.wallet'].clear()
+        forget_records('dh.wallet')
         return lines
 
     @classmethod

@@ -207,9 +207,7 @@ class Reading(ModelSQL, ModelView):
                 f'WHERE id = {p} AND (last_read_at IS NULL '
                 f'OR last_read_at <= {p})',
                 [(v, db(t), m, db(t2)) for v, t, m, t2 in main_updates])
-            for cache in transaction.cache.values():
-                if 'dh.meter' in cache:
-                    cache['dh.meter'].clear()
+            storage.forget_records('dh.meter')
         cls.ingested(inserted)
         return result
 

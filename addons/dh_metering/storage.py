@@ -23,6 +23,16 @@ PARTITIONED = ('dh_reading', 'dh_usage_hour')
 
 
 
+def forget_records(*model_names):
+    """Drop the transaction's cached records of these models: after their
+    table was written with SQL, the next read must see the new values"""
+    from trytond.transaction import Transaction
+    for cache in Transaction().cache.values():
+        for name in model_names:
+            if name in cache:
+                cache[name].clear()
+
+
 def is_postgresql():
     return backend.name == 'postgresql'
 
