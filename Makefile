@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SAO_STAMP := node_modules/tryton-sao/.installed
 
-.PHONY: demo test install sao browser bench clean
+.PHONY: demo test install sao browser bench clean manual-images
 
 demo: $(STAMP) $(SAO_STAMP)
 	$(VENV)/bin/dh demo
@@ -52,3 +52,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf var/dbcache var/test test-output
+
+# the screenshots of the Chinese manuals (docs/zh_CN/images/), taken again
+# from the demo by the browser test; commit them afterwards
+manual-images: $(STAMP) $(SAO_STAMP) browser
+	DH_MANUAL_IMAGES=1 TRYTOND_DATABASE_URI=sqlite:// $(PY) -m pytest tests/test_manual_screens.py -q
