@@ -234,11 +234,20 @@ def clerk(sao):
     sao.action('电量充值')
     dialog = sao.dialog()
     dialog.get_by_text('结算后购电量(度):').wait_for(timeout=30000)
+    expect(dialog.locator('input[name="number"]:visible')).not_to_have_value(
+        '', timeout=30000)
     field = dialog.locator('input[name="amount"]:visible')
-    field.fill('1000')
-    field.press('Tab')
-    expect(dialog.locator('input[name="kwh"]:visible')).to_have_value(
-        '833', timeout=30000)
+    kwh = dialog.locator('input[name="kwh"]:visible')
+    for attempt in range(3):   # a busy machine: sao may still be loading
+        field.click()
+        field.fill('1000')
+        field.press('Tab')
+        try:
+            expect(kwh).to_have_value('833', timeout=10000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     sao.shot('clerk_counter')
     sao.button('充值', dialog)
     dialog.wait_for(state='hidden', timeout=30000)
@@ -483,8 +492,9 @@ def capture(url, folder, roles=None):
             try:
                 walk(sao)
             except Exception:
-                sao.page.screenshot(path=os.path.join(folder,
-                        f'failed_{login}.png'))
+                os.makedirs(browsertools.OUTPUT, exist_ok=True)
+                sao.page.screenshot(path=os.path.join(browsertools.OUTPUT,
+                        f'manual_failed_{login}.png'))
                 raise
             finally:
                 context.close()
