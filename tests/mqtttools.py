@@ -3,6 +3,7 @@ persistence in a temporary folder, that the test can stop and start again
 (the broker binary comes from Debian's mosquitto package: `make test`
 installs it)."""
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -30,7 +31,11 @@ class Broker:
         self.process = None
         self.config = os.path.join(self.folder, 'mosquitto.conf')
         with open(self.config, 'w') as f:
-            f.write(f'listener {self.port} 127.0.0.1\n'
+            # run as root, mosquitto would switch to user mosquitto, who
+            # cannot write the temporary folder: stay who we are
+            user = pwd.getpwuid(os.getuid()).pw_name
+            f.write(f'user {user}\n'
+                f'listener {self.port} 127.0.0.1\n'
                 'allow_anonymous true\n'
                 'persistence true\n'
                 f'persistence_location {self.folder}/\n'

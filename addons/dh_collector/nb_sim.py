@@ -52,6 +52,7 @@ class NbMeter:
         self.client_id = f'dh-nb-{self.meter.address}'
         self.client = None
         self.connected = asyncio.Event()
+        self.connects = 0
         self.published = 0          # readings acknowledged by the broker
         self.commands = []          # (kind or 'frame', outcome)
 
@@ -142,6 +143,7 @@ class NbMeter:
             try:
                 async with self._client() as client:
                     self.client = client
+                    self.connects += 1
                     delay = 0.5
                     await client.subscribe(topic_for(self.topics['command'],
                             self.address), qos=1)

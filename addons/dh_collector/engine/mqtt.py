@@ -584,6 +584,18 @@ class MqttChannel:
             for mid, qos in acks:
                 client._client.ack(mid, qos)
 
+    async def drain(self):
+        "On a clean stop: deliver or spool what came in, and PUBACK it"
+        client = self.client
+        if client is None or not self._unacked:
+            return
+        acks, self._unacked = self._unacked, []
+        flush = getattr(self.sink, 'flush', None)
+        if flush is not None:
+            await flush()
+        for mid, qos in acks:
+            client._client.ack(mid, qos)
+
     def _reject(self, topic, payload, error):
         self.stats.rejected += 1
         self.stats.last_error = error
@@ -734,6 +746,11 @@ class MqttHub:
 
     async def close(self):
         self._running = False
+        for channel in self.channels.values():
+            try:
+                await channel.drain()
+            except Exception:
+                log.exception('channel %s: draining failed', channel.spec.id)
         tasks = list(self.tasks.values())
         self.tasks.clear()
         for task in tasks:
