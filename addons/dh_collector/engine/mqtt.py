@@ -668,6 +668,9 @@ class MqttChannel:
             ids.remove(command_id)
 
     async def _reply(self, address, message):
+        if self.commands is None:
+            raise PayloadError('a reply, but this collector sends no '
+                'commands')
         meter = self._meter(address)
         command_id, state, error, result = parse_reply(message.payload,
             self.spec.payload_format, meter)
