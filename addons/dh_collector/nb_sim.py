@@ -39,7 +39,8 @@ class NbMeter:
                 f'{", ".join(FORMATS)}')
         if clock is None:
             # the meter keeps Beijing time whatever the machine's zone
-            clock = Clock(start=utcnow() + METER_UTC_OFFSET)
+            clock = Clock(options.speed if options else 1.0,
+                start=utcnow() + METER_UTC_OFFSET)
         self.meter = Meter(spec, clock)
         self.bus = Bus(0, [self.meter], options or SimOptions())
         self.host, self.port = host, port
