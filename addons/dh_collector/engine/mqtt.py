@@ -501,10 +501,14 @@ class MqttChannel:
                         group.create_task(self._flusher(client))
                         if self.commands is not None:
                             group.create_task(self._send_commands(client))
-            except* aiomqtt.MqttError as errors:
+            except* (aiomqtt.MqttError, OSError) as errors:
                 self._lost(errors.exceptions[0])
-            except* OSError as errors:
-                self._lost(errors.exceptions[0])
+            except* Exception as errors:
+                # the spool's disk, say: log it, reconnect, carry on (what
+                # was not acknowledged comes again)
+                log.error('channel %s: subscriber failed', self.spec.id,
+                    exc_info=errors.exceptions[0])
+                self.stats.last_error = repr(errors.exceptions[0])
             finally:
                 self.client = None
                 self.connected.clear()

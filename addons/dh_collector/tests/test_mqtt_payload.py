@@ -315,3 +315,36 @@ def test_simulated_meter_commands():
     assert mqtt.parse_reply(raw.handle_command(frame), 'binary')[1] == \
         'confirmed'
     assert raw.meter.relay_open
+
+
+def test_hub_takes_the_mqtt_channels(caplog):
+    tcp = {'id': 1, 'kind': 'tcp', 'meters': []}
+    nb = {'id': 2, 'kind': 'mqtt', 'host': 'broker', 'port': 1883,
+        'mqtt_payload_format': 'hex', 'mqtt_client_id': None,
+        'meters': [{'id': 5, 'address': '15085381',
+                'protocol': 'dlt645_2007', 'vendor': 'standard',
+                'password': '000000'}]}
+    bad = {'id': 3, 'kind': 'mqtt', 'host': 'broker', 'port': 1883,
+        'mqtt_reading_topic': 'dh/up', 'meters': []}
+
+    async def go():
+        hub = mqtt.MqttHub(sink=None)
+        with caplog.at_level(logging.ERROR, 'dh.collector.mqtt'):
+            rest = hub.update([tcp, nb, bad])
+        assert rest == [tcp]
+        assert list(hub.channels) == [2]
+        channel = hub.channels[2]
+        assert channel.spec.client_id == 'dh-collector-2'
+        assert channel.spec.payload_format == 'hex'
+        assert list(channel.meters) == ['000015085381']
+        assert 'channel 3 left out' in caplog.text
+        # same broker: the channel is kept, its meters follow the plan
+        hub.update([dict(nb, meters=[])])
+        assert hub.channels[2] is channel and channel.meters == {}
+        # another format: a new subscriber
+        hub.update([dict(nb, mqtt_payload_format='json')])
+        assert hub.channels[2] is not channel
+        hub.update([])
+        assert hub.channels == {}
+        await hub.close()
+    asyncio.run(go())
