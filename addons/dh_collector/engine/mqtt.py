@@ -63,6 +63,7 @@ DEFAULT_TOPICS = {
     'command': 'dh/meter/{address}/down',
     'reply': 'dh/meter/{address}/reply',
     }
+RECEIVE_MAXIMUM = 2000
 #: raw-frame commands (JSON carries every kind)
 RAW_KINDS = ('trip', 'close', 'recharge', 'hold', 'hold_release')
 #: DI of each register per protocol, reversed
@@ -470,6 +471,10 @@ class MqttChannel:
         from paho.mqtt.properties import Properties
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = int(self.spec.session_expiry)
+        # messages in flight to us (not yet acknowledged: not yet flushed);
+        # beyond it the broker waits, so a slow database holds the
+        # readings at the broker instead of in our memory
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         client = aiomqtt.Client(self.spec.host, self.spec.port,
             username=self.spec.username or None,
             password=self.spec.password or None,
