@@ -314,6 +314,14 @@ def test_commands_confirmed_by_reply(broker, database, tmp_path):
                 'the trip confirmed')
             await until(lambda: _command(db, recharge)[0] == 'confirmed',
                 'the recharge confirmed')
+            before = len(stored(db, ids[raw.address], 'voltage'))
+            read = _queue(db, ids[raw.address], 'read',
+                {'registers': ['energy_total', 'voltage']})
+            await until(lambda: _command(db, read)[0] == 'confirmed',
+                'the read confirmed')
+            # its reply frames are readings: stored like any other
+            await until(lambda: len(stored(db, ids[raw.address],
+                        'voltage')) == before + 1, 'the read stored')
             topup = _queue(db, ids[meter.address], 'recharge',
                 {'amount': '10.00', 'count': 9})
             await until(lambda: _command(db, topup)[0] == 'failed',

@@ -190,11 +190,13 @@ class NbMeter:
     def handle_command(self, payload: bytes) -> bytes | None:
         "A command payload to the reply payload (None: no reply)"
         if self.fmt != 'json':
+            from .engine.mqtt import split_frames
             raw = (bytes.fromhex(payload.decode('ascii'))
                 if self.fmt == 'hex' else payload)
-            reply = self.bus.handle(raw)
-            self.commands.append(('frame', reply is not None))
-            if reply is None:
+            reply = b''.join(self.bus.handle(frame.to_bytes(0)) or b''
+                for frame in split_frames(raw))
+            self.commands.append(('frame', bool(reply)))
+            if not reply:
                 return None
             return reply.hex().upper().encode('ascii') \
                 if self.fmt == 'hex' else reply

@@ -65,7 +65,7 @@ DEFAULT_TOPICS = {
     }
 RECEIVE_MAXIMUM = 2000
 #: raw-frame commands (JSON carries every kind)
-RAW_KINDS = ('trip', 'close', 'recharge', 'hold', 'hold_release')
+RAW_KINDS = ('read', 'trip', 'close', 'recharge', 'hold', 'hold_release')
 #: DI of each register per protocol, reversed
 _BY_DI = {(protocol, di): register for register, dis in REGISTERS.items()
     for protocol, di in dis.items()}
@@ -295,6 +295,10 @@ def command_payload(command, meter, fmt, now=None) -> bytes:
     if command.kind not in RAW_KINDS:
         raise ValueError(f'{command.kind} cannot be sent as a raw frame '
             f'(one of {", ".join(RAW_KINDS)}); use the JSON format')
+    if command.kind == 'read':
+        frame = read_frames(meter, (command.payload or {}).get('registers'))
+        return frame.hex().upper().encode('ascii') if fmt == 'hex' \
+            else frame
     if meter.protocol != 'dlt645_2007':
         raise ValueError(f'{command.kind} needs a DL/T645-2007 meter')
     payload = command.payload or {}
@@ -319,6 +323,21 @@ def command_payload(command, meter, fmt, now=None) -> bytes:
     if fmt == 'hex':
         return frame.hex().upper().encode('ascii')
     return frame
+
+
+def read_frames(meter, registers=None) -> bytes:
+    "The read requests of ``registers`` (default: total energy), joined"
+    from .registers import di_for
+    if meter.protocol == CJT188:
+        return cjt188.read_request(meter.address)
+    version = (dlt645.V1997 if meter.protocol == 'dlt645_1997'
+        else dlt645.V2007)
+    registers = registers or ['energy_total']
+    if isinstance(registers, str):
+        registers = [registers]
+    return b''.join(dlt645.read_request(meter.address,
+            di_for(register, meter.protocol), version=version)
+        for register in registers)
 
 
 def parse_reply(payload, fmt, meter=None):
@@ -357,6 +376,15 @@ def parse_reply(payload, fmt, meter=None):
                 return None, CONFIRMED, None, result
             return None, FAILED, str(exc)[:250], result
     return None, CONFIRMED, None, result
+
+
+def is_read_reply(payload, fmt) -> bool:
+    try:
+        frame = split_frames(raw_payload(payload, fmt))[0]
+        message = auto.decode(frame.to_bytes(0))
+    except (PayloadError, CodecError):
+        return False
+    return message.command == 'read' and message.error_code is None
 
 
 # --- the channel ----------------------------------------------------------
@@ -683,6 +711,11 @@ class MqttChannel:
         meter = self._meter(address)
         command_id, state, error, result = parse_reply(message.payload,
             self.spec.payload_format, meter)
+        if self.spec.payload_format != 'json' and state == CONFIRMED \
+                and is_read_reply(message.payload, self.spec.payload_format):
+            # the answer to a 'read' command: its readings go to the sink
+            await self._reading(address, message)
+            result['readings'] = True
         if command_id is None:
             command_id = _correlation(message)
         if command_id is None:

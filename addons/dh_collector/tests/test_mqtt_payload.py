@@ -183,6 +183,10 @@ def test_command_payloads():
         .address == ADDRESS
     with pytest.raises(ValueError, match='raw frame'):
         mqtt.command_payload(Command(7, 1, 'param_read', {}), meter, 'hex')
+    read = mqtt.command_payload(Command(9, 1, 'read',
+            {'registers': ['energy_total', 'voltage']}), meter, 'binary')
+    assert [dlt645.decode(f.to_bytes(0)).di
+        for f in mqtt.split_frames(read)] == ['00010000', '02010100']
     with pytest.raises(ValueError, match='bad payload'):
         mqtt.command_payload(Command(8, 1, 'recharge', {}), meter, 'hex')
 
@@ -315,6 +319,14 @@ def test_simulated_meter_commands():
     assert mqtt.parse_reply(raw.handle_command(frame), 'binary')[1] == \
         'confirmed'
     assert raw.meter.relay_open
+    read = mqtt.command_payload(Command(7, 1, 'read',
+            {'registers': ['energy_total', 'voltage']}),
+        mqtt.NbMeter(1, ADDRESS), 'binary')
+    reply = raw.handle_command(read)
+    assert mqtt.is_read_reply(reply, 'binary')
+    assert not mqtt.is_read_reply(raw.handle_command(frame), 'binary')
+    assert [r[1] for r in mqtt.parse_reading(reply, 'binary', ADDRESS, {},
+            T0)] == ['energy_total', 'voltage']
 
 
 def test_hub_takes_the_mqtt_channels(caplog):
