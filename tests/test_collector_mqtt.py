@@ -116,6 +116,7 @@ class Running:
 
     def __init__(self, db, spool):
         self.daemon = collectd.Daemon(db, spool, tick=0.2)
+        self.daemon.mqtt.health_interval = 0.5
         self.task = None
 
     async def __aenter__(self):
@@ -171,6 +172,19 @@ def test_readings_land_through_ingest(broker, database, tmp_path):
             for meter in meters + [raw]:
                 await until(lambda m=meter: len(stored(db, ids[m.address]))
                     == 3, f'readings of {meter.address}')
+
+            def health(pool):
+                Channel = pool.get('dh.channel')
+                return {c.name: (c.meters_total, c.last_success_at,
+                        c.last_error) for c in Channel.search([
+                            ('kind', '=', 'mqtt')])}
+            # the channels' health: meters heard from since the last record
+            await until(lambda: all(h[1] for h in db._run(health,
+                            readonly=True).values()), 'the health')
+            health = db._run(health, readonly=True)
+            assert {n: h[0] for n, h in health.items()} == {'NB json': 3,
+                'NB hex': 1}
+            assert not any(h[2] for h in health.values())
             stats = [c.stats for c in daemon.mqtt.channels.values()]
         await stopped(tasks)
         return stats

@@ -213,11 +213,15 @@ class Daemon:
         self.dtu = dtu
         # NB-IoT / 4G meters: the 'mqtt' channels subscribe to their broker
         self.mqtt = MqttHub(self.sink, self.commands,
-            rejects_path=spool_path + '.rejected.jsonl')
+            rejects_path=spool_path + '.rejected.jsonl',
+            record=self._record_mqtt)
         self.collector = None
         self.plan_data = {}
         self.tasks = {}
         self.rounds = 0
+
+    async def _record_mqtt(self, channel_id, stats):
+        await asyncio.to_thread(self.db.record_round, channel_id, stats)
 
     async def _ingest(self, readings):
         await asyncio.to_thread(self.db.ingest, readings)

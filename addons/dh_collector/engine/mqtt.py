@@ -487,6 +487,29 @@ class MqttChannel:
         self._unacked = []          # (mid, qos) once their readings flush
         self._inflight = {}         # command id -> meter address
         self._inflight_by_meter = {}    # address -> [command ids], FIFO
+        self._answering = set()     # meters heard from since health()
+        self._since = (0, 0, 0, _utcnow())  # messages, readings, rejected
+
+    def health(self):
+        """A :class:`.model.RoundStats` of the period since the last call
+        (the channel's health in the backend: meters heard from, readings,
+        messages as attempts, rejected ones as errors)"""
+        from .model import RoundStats
+        messages, readings, rejected, started = self._since
+        now = _utcnow()
+        stats = RoundStats(self.spec.id, meters=len(self.meters),
+            meters_answering=len(self._answering),
+            readings=self.stats.readings - readings,
+            attempts=self.stats.messages - messages,
+            errors=self.stats.rejected - rejected, started=started,
+            finished=now, last_error=None if self.connected.is_set()
+            else (self.stats.last_error or 'not connected to the broker'))
+        if stats.errors and not stats.last_error:
+            stats.last_error = self.stats.last_error
+        self._answering = set()
+        self._since = (self.stats.messages, self.stats.readings,
+            self.stats.rejected, now)
+        return stats
 
     def set_meters(self, meters):
         self.meters = {m.address: m for m in meters}
@@ -598,6 +621,7 @@ class MqttChannel:
             readings.append(Reading(meter.id, register, read_at, value))
         await self.sink(readings)
         self.stats.readings += len(readings)
+        self._answering.update(r.meter_id for r in readings)
 
     def _meter(self, address):
         meter = self.meters.get(address)
@@ -734,10 +758,14 @@ class MqttHub:
     """Every 'mqtt' channel of the plan, each in its own task: the hook
     the collector daemon calls on each plan (re)load."""
 
-    def __init__(self, sink, commands=None, rejects_path=None, **options):
+    def __init__(self, sink, commands=None, rejects_path=None, record=None,
+            health_interval=60.0, **options):
         self.sink = sink
         self.commands = commands
         self.rejects_path = rejects_path
+        #: async record(channel_id, RoundStats): the channel's health
+        self.record = record
+        self.health_interval = health_interval
         self.options = options
         self.channels = {}      # id -> MqttChannel
         self.tasks = {}
@@ -781,7 +809,22 @@ class MqttHub:
 
     def _start(self, channel_id):
         self.tasks[channel_id] = asyncio.ensure_future(
-            self.channels[channel_id].run())
+            self._run(self.channels[channel_id]))
+
+    async def _run(self, channel):
+        async with asyncio.TaskGroup() as group:
+            group.create_task(channel.run())
+            if self.record is not None:
+                group.create_task(self._health(channel))
+
+    async def _health(self, channel):
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                await self.record(channel.spec.id, channel.health())
+            except Exception as exc:
+                log.warning('channel %s: health not recorded: %s',
+                    channel.spec.id, exc)
 
     def _stop(self, channel_id):
         self.channels.pop(channel_id, None)

@@ -360,3 +360,30 @@ def test_hub_takes_the_mqtt_channels(caplog):
         assert hub.channels == {}
         await hub.close()
     asyncio.run(go())
+
+
+def test_channel_health_per_period():
+    async def sink(readings):
+        pass
+
+    async def go():
+        channel = mqtt.MqttChannel(mqtt.MqttSpec(4, 'broker', 1883),
+            [mqtt.NbMeter(9, ADDRESS), mqtt.NbMeter(10, '000015085382')],
+            sink)
+        message = Message(f'dh/meter/{ADDRESS}/up', reading(time=0,
+                registers={'energy_total': 1, 'voltage': 220}))
+        channel.stats.messages += 1
+        await channel._reading(ADDRESS, message)
+        channel._reject('t', b'x', 'bad')
+        stats = channel.health()
+        assert (stats.channel_id, stats.meters, stats.meters_answering,
+            stats.readings, stats.errors) == (4, 2, 1, 2, 1)
+        # not connected: the reason is the last error
+        assert stats.last_error == 'bad'
+        stats = channel.health()
+        assert (stats.meters_answering, stats.readings, stats.errors) == (
+            0, 0, 0)
+        assert stats.last_error == 'bad'      # still not connected
+        channel.connected.set()
+        assert channel.health().last_error is None
+    asyncio.run(go())
