@@ -694,6 +694,8 @@ class MqttChannel:
         meter = next((m for m in self.meters.values()
                 if m.id == command.meter_id), None)
         if meter is None:
+            # an attempt that fails (the attempts count, up to the max)
+            await self.commands.report(command.id, SENT, None, None)
             await self.commands.report(command.id, FAILED,
                 f'meter {command.meter_id} is not an NB meter of channel '
                 f'{self.spec.id}', None)
@@ -749,6 +751,11 @@ class MqttChannel:
                 raise PayloadError(f'reply of meter {address} matches no '
                     'command in flight')
             command_id = ids[0]
+        sent_to = self._inflight.get(command_id)
+        if sent_to is not None and sent_to != (meter.address if meter
+                else address):
+            raise PayloadError(f'meter {address} answered command '
+                f'{command_id} of meter {sent_to}')
         self._forget(command_id)
         self.stats.replies += 1
         await self.commands.report(command_id, state, error, result)

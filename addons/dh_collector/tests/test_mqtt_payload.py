@@ -387,3 +387,28 @@ def test_channel_health_per_period():
         channel.connected.set()
         assert channel.health().last_error is None
     asyncio.run(go())
+
+
+def test_reply_of_another_meter_refused():
+    reports = []
+
+    class Commands:
+        async def report(self, *args):
+            reports.append(args)
+
+    async def go():
+        other = '000015085382'
+        channel = mqtt.MqttChannel(mqtt.MqttSpec(4, 'broker', 1883),
+            [mqtt.NbMeter(9, ADDRESS), mqtt.NbMeter(10, other)], None,
+            Commands())
+        channel._inflight[77] = other
+        channel._inflight_by_meter[other] = [77]
+        with pytest.raises(PayloadError, match='answered command 77'):
+            await channel._reply(ADDRESS, Message(
+                    f'dh/meter/{ADDRESS}/reply', b'{"id": 77, "ok": true}'))
+        assert reports == []
+        await channel._reply(other, Message(f'dh/meter/{other}/reply',
+                b'{"id": 77, "ok": true}'))
+        assert reports == [(77, 'confirmed', None, None)]
+        assert channel._inflight == {} and channel.stats.replies == 1
+    asyncio.run(go())
