@@ -45,8 +45,7 @@ import datetime as dt
 import json
 import logging
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from ..codec import (
@@ -442,7 +441,6 @@ class MqttStats:
     commands_sent: int = 0
     connects: int = 0
     last_error: str | None = None
-    errors: list = field(default_factory=list)
 
 
 def _user_property(message, name):
@@ -878,7 +876,3 @@ def meters_from_plan(data) -> list[NbMeter]:
                 None if m.get('vendor') in (None, 'standard')
                 else m['vendor'], m.get('password') or '000000'))
     return meters
-
-
-def monotonic():
-    return time.monotonic()
