@@ -379,3 +379,71 @@ def test_unanswered_command_expires(broker, database, tmp_path):
     command = asyncio.run(go())
     state, _, _, error = _command(db, command)
     assert state == 'expired' and error
+
+
+def _database_down(func):
+    """PostgreSQL: refuse connections to the database and cut the open ones
+    (a real outage for the collector), then call func (which must fail)"""
+    import psycopg
+    with psycopg.connect(dbtools.PG_URI + 'postgres',
+            autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{NAME}" ALLOW_CONNECTIONS false')
+        conn.execute('SELECT pg_terminate_backend(pid) FROM '
+            'pg_stat_activity WHERE datname = %s AND pid <> '
+            'pg_backend_pid()', (NAME,))
+    try:
+        from trytond import backend
+        backend.Database(NAME).close()   # drop the pooled connections
+        return func()
+    finally:
+        with psycopg.connect(dbtools.PG_URI + 'postgres',
+                autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{NAME}" ALLOW_CONNECTIONS true')
+
+
+def test_database_outage_spools_nb_readings(broker, database, tmp_path):
+    """The database is down while NB readings arrive: they go to the same
+    durable spool as polled readings (and only then are acknowledged to
+    the broker); once the database is back the spool is replayed"""
+    from trytond.modules.dh_collector import engine
+    db, ids = database
+    address = JSON_METERS[2]
+    spool = str(tmp_path / 'spool.jsonl')
+
+    def count():
+        return len(stored(db, ids[address]))
+
+    async def go():
+        meter = nb_meter(broker, address, energy=300)
+        meter.meter.clock.advance(days=10)
+        tasks = await started(meter)
+        before = await asyncio.to_thread(count)
+        real = db.ingest
+
+        def broken(readings):
+            if dbtools.PG:
+                return _database_down(lambda: real(readings))
+            raise ConnectionError('database unreachable')
+        db.ingest = broken
+        try:
+            async with Running(db, spool) as daemon:
+                for _ in range(4):
+                    await meter.publish_reading()
+                    meter.meter.clock.advance(3600)
+                channel, = [c for c in daemon.mqtt.channels.values()
+                    if c.spec.payload_format == 'json']
+                await until(lambda: channel.stats.readings >= 8,
+                    'the readings received')
+                await until(lambda: daemon.sink.spooled >= 8 and
+                    not channel._unacked, 'spooled and acknowledged')
+        finally:
+            db.ingest = real
+        await stopped(tasks)
+        spooled = len(engine.Spool(spool))
+        # the database is back: the next flush replays the spool
+        daemon = collectd.Daemon(db, spool)
+        await daemon.sink.flush(force=True)
+        return before, spooled, len(engine.Spool(spool))
+    before, spooled, left = asyncio.run(go())
+    assert spooled >= 8 and left == 0
+    assert count() == before + 4
