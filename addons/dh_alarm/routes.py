@@ -5,6 +5,9 @@
 * ``GET /<db>/dh/board/data[?area=<id>]`` — counts per state and the tiles;
 * ``GET /<db>/dh/board/alarms/<meter id>`` — that meter's open alarms.
 
+and ``GET /<db>/dh/metrics`` — Prometheus text (metrics.py; a bearer
+token or loopback clients, not the sign-in below).
+
 Sign-in is Tryton's own (``app.auth_required``): the ``tryton_session``
 cookie that the web client (sao 8.0) receives at sign-in (path
 ``/<db>``, HttpOnly), an ``Authorization: Session …`` header, or HTTP Basic
