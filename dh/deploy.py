@@ -140,7 +140,7 @@ def commands(options):
 
 def create_database(config_file, name):
     "CREATE DATABASE on PostgreSQL when it is missing (SQLite: the file)"
-    from trytond.config import config
+    from trytond import config
     config.update_etc(config_file)
     uri = config.get('database', 'uri')
     if uri.startswith('sqlite'):

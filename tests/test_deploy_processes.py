@@ -197,8 +197,32 @@ def stop(process):
     process.logfile.close()
 
 
+def snapshot():
+    "trytond's configuration of this pytest process, to put back after"
+    from trytond import config
+    parser = config._config
+    return {section: dict(parser.items(section, raw=True))
+        for section in parser.sections()}
+
+
+def restore(saved):
+    from trytond import config
+    parser = config._config
+    for section in parser.sections():
+        parser.remove_section(section)
+    for section, options in saved.items():
+        parser.add_section(section)
+        for option, value in options.items():
+            parser.set(section, option, value)
+    config._cache_clear()
+
+
 @pytest.fixture(scope='module')
 def deployment():
+    # the database object below reads our configuration into this pytest
+    # process ([queue] worker, [cache] clean_timeout): the later tests get
+    # theirs back at the end
+    saved = snapshot()
     folder, config = dbtools.create(NAME, 'dh_alarm', CONFIG)
     db = collectd.Database(config, NAME)
     ids = db._run(seed)
@@ -223,6 +247,7 @@ def deployment():
                     'pg_stat_activity WHERE datname = %s', (NAME,))
                 conn.execute(f'DROP DATABASE IF EXISTS "{NAME}"')
         shutil.rmtree(folder, ignore_errors=True)
+        restore(saved)
 
 
 def decimal(value):

@@ -28,7 +28,7 @@ import ipaddress
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from trytond.config import config
+from trytond import config
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
