@@ -32,6 +32,8 @@ TENANT = '13800000000'          # the demo tenant renting several rooms
 TENANT_PASSWORD = 'dhTenant-2026x'
 DESKTOP = {'width': 1600, 'height': 900}
 PHONE = {'width': 390, 'height': 844}
+# generous: the suite shares a loaded machine, sao then waits on the server
+WAIT = 120000
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -106,7 +108,7 @@ class Sao:
         if hide:
             self.toggle_menu()
 
-    def text(self, text, timeout=30000):
+    def text(self, text, timeout=WAIT):
         "Wait for ``text`` in the current tab (or dialog)"
         self.page.get_by_text(text, exact=True).locator(
             'visible=true').first.wait_for(timeout=timeout)
@@ -116,18 +118,36 @@ class Sao:
         menu = self.page.locator('#menu')
         for i, name in enumerate(path):
             entry = menu.get_by_text(name, exact=True).first
-            entry.wait_for(timeout=30000)
+            entry.wait_for(timeout=WAIT)
             if i < len(path) - 1:
-                row = menu.locator('tr', has=self.page.get_by_text(
-                        name, exact=True)).first
                 # open a folder only when closed
                 if not self._expanded(menu, path[i + 1]):
                     entry.click()
                     menu.get_by_text(path[i + 1], exact=True).first.wait_for(
-                        timeout=30000)
-                del row
+                        timeout=WAIT)
             else:
+                self._open(entry, name)
+
+    def _open(self, entry, name):
+        """Click a menu entry until it opens its tab, a dialog or a window
+        (a click sao took before it was ready is lost: click again, unless
+        sao says it is busy 正在处理 with the server)"""
+        self.settle()
+        pages = len(self.page.context.pages)
+        tab = self.page.locator('#tablist li', has_text=name)
+        busy = self.page.get_by_text('正在处理', exact=True).locator(
+            'visible=true')
+        clicks = 0
+        for tick in range(480):     # up to 2 minutes on a loaded machine
+            if (tab.count() or self.page.locator(
+                        '.modal-dialog:visible').count()
+                    or len(self.page.context.pages) > pages):
+                return
+            if tick % 40 == 0 and clicks < 3 and not busy.count():
                 entry.click()
+                clicks += 1
+            self.page.wait_for_timeout(250)
+        raise AssertionError(f'the menu entry {name} opened nothing')
 
     @staticmethod
     def _expanded(menu, child):
@@ -137,11 +157,21 @@ class Sao:
     def tab(self):
         return self.page.locator('#tabcontent .tab-pane.active')
 
-    def rows(self, timeout=30000):
+    def rows(self, timeout=WAIT):
         self.tab().locator('tbody tr').first.wait_for(timeout=timeout)
+
+    def settle(self):
+        "Wait for closing dialogs (fading out, they swallow clicks)"
+        for _ in range(480):
+            if not self.page.locator(
+                    '.modal:visible, .modal-backdrop').count():
+                break
+            self.page.wait_for_timeout(250)
+        self.page.wait_for_timeout(300)
 
     def close_tab(self):
         "Close the current tab, not saving (the manuals' walks change nothing)"
+        self.settle()
         self.page.locator('#tablist li.active button.close').click()
         self.page.wait_for_timeout(400)
         discard = self.page.locator('.modal:visible').get_by_role('button',
@@ -187,11 +217,12 @@ class Sao:
 
 def sign_in(browser, url, login, password, folder, taken, shoot_login=False):
     context = browser.new_context(viewport=DESKTOP, locale='zh-CN')
+    context.set_default_timeout(WAIT)
     page = context.new_page()
     sao = Sao(page, folder, taken)
     if shoot_login:
         page.goto(url + '/')
-        page.wait_for_selector('#login', timeout=30000)
+        page.wait_for_selector('#login', timeout=WAIT)
         if page.locator('select#database').is_visible():
             page.select_option('select#database', DB)
         page.fill('#login', login)
@@ -209,7 +240,7 @@ def sign_in(browser, url, login, password, folder, taken, shoot_login=False):
             # configuration wizard (maintenance manual: cancel it)
             wizard.first.click()
         page.wait_for_timeout(500)
-    menu.wait_for(timeout=30000)
+    menu.wait_for(timeout=WAIT)
     return context, sao
 
 
@@ -233,9 +264,9 @@ def clerk(sao):
     sao.shot('clerk_meter_form')
     sao.action('电量充值')
     dialog = sao.dialog()
-    dialog.get_by_text('结算后购电量(度):').wait_for(timeout=30000)
+    dialog.get_by_text('结算后购电量(度):').wait_for(timeout=WAIT)
     expect(dialog.locator('input[name="number"]:visible')).not_to_have_value(
-        '', timeout=30000)
+        '', timeout=WAIT)
     field = dialog.locator('input[name="amount"]:visible')
     kwh = dialog.locator('input[name="kwh"]:visible')
     for attempt in range(3):   # a busy machine: sao may still be loading
@@ -243,14 +274,14 @@ def clerk(sao):
         field.fill('1000')
         field.press('Tab')
         try:
-            expect(kwh).to_have_value('833', timeout=10000)
+            expect(kwh).to_have_value('833', timeout=30000)
             break
         except AssertionError:
             if attempt == 2:
                 raise
     sao.shot('clerk_counter')
     sao.button('充值', dialog)
-    dialog.wait_for(state='hidden', timeout=30000)
+    dialog.wait_for(state='hidden', timeout=WAIT)
     sao.close_all()
     sao.menu('集抄系统', '计费', '充值查询')
     sao.rows()
@@ -281,12 +312,12 @@ def finance(sao):
     sao.open_row('W0000')
     sao.action('导出对账单')
     sao.dialog().get_by_text('导出', exact=True).first.wait_for(
-        timeout=30000)
+        timeout=WAIT)
     sao.shot('finance_statement')
     sao.button('取消', sao.dialog())
     sao.close_all()
     sao.menu('集抄系统', '计费', '对账')
-    sao.dialog().wait_for(timeout=30000)
+    sao.dialog().wait_for(timeout=WAIT)
     sao.page.wait_for_timeout(1500)
     sao.shot('finance_reconcile')
     sao.button('关闭', sao.dialog())
@@ -315,10 +346,10 @@ def manager(sao):
     sao.tab().locator('tbody tr').first.click()
     sao.action('导出 Excel')
     sao.dialog().get_by_text('导出', exact=True).first.wait_for(
-        timeout=30000)
+        timeout=WAIT)
     sao.shot('manager_export')
     sao.button('导出', sao.dialog())
-    sao.dialog().wait_for(state='hidden', timeout=30000)
+    sao.dialog().wait_for(state='hidden', timeout=WAIT)
     sao.close_all()
     sao.menu('集抄系统', '报表', '日用量')
     sao.rows()
@@ -346,19 +377,17 @@ def manager(sao):
     sao.tab().locator('tbody tr').first.click()
     sao.action('确认报警')
     note = sao.dialog().locator('textarea:visible')
-    note.wait_for(timeout=30000)
-    sao.dialog().get_by_text('备注', exact=True).wait_for(timeout=30000)
+    note.wait_for(timeout=WAIT)
+    sao.dialog().get_by_text('备注', exact=True).wait_for(timeout=WAIT)
     note.fill('已派人现场查看')
     sao.shot('manager_acknowledge')
     sao.button('取消', sao.dialog())
     sao.close_all()
-    sao.menu('集抄系统', '报表')
-    with sao.page.context.expect_page(timeout=30000) as opened:
-        sao.page.locator('#menu').get_by_text('状态报警界面',
-            exact=True).first.click()
+    with sao.page.context.expect_page(timeout=WAIT) as opened:
+        sao.menu('集抄系统', '报表', '状态报警界面')
     board = opened.value
     board.set_viewport_size(DESKTOP)
-    board.wait_for_selector('body[data-loaded="1"]', timeout=30000)
+    board.wait_for_selector('body[data-loaded="1"]', timeout=WAIT)
     sao.shot('manager_board', page=board)
     board.close()
 
@@ -388,7 +417,7 @@ def maintenance(sao):
     sao.shot('maint_meter_status')
     sao.close_tab()
     sao.menu('集抄系统', '档案管理', '导入表计档案')
-    sao.dialog().wait_for(timeout=30000)
+    sao.dialog().wait_for(timeout=WAIT)
     sao.shot('maint_import')
     sao.button('取消', sao.dialog())
     sao.close_all()
@@ -424,7 +453,7 @@ def administrator(sao):
     query.fill('瀚1#501A')
     sao.button('查询', dialog)
     dialog.locator('tbody tr', has_text='瀚1#501A').first.wait_for(
-        timeout=30000)
+        timeout=WAIT)
     sao.shot('admin_assign')
     sao.button('关闭', dialog)
     sao.close_all()
@@ -446,6 +475,7 @@ def tenant(browser, url, folder, taken):
     "The portal on a phone-size screen (outside WeChat: password sign-in)"
     context = browser.new_context(viewport=PHONE, is_mobile=True,
         has_touch=True, locale='zh-CN')
+    context.set_default_timeout(WAIT)
     page = context.new_page()
     sao = Sao(page, folder, taken)
     base = f'{url}/{DB}/dh/wx'
@@ -454,17 +484,17 @@ def tenant(browser, url, folder, taken):
     page.fill('input[name=password]', TENANT_PASSWORD)
     sao.shot('tenant_login', page=page)
     page.locator('button[type=submit]').first.click()
-    expect(page.locator('header h1')).to_have_text('我的表计')
+    expect(page.locator('header h1')).to_have_text('我的表计', timeout=WAIT)
     sao.shot('tenant_meters', page=page)
     page.locator('.meter').first.get_by_role('link', name='用量').click()
-    page.locator('svg.chart').first.wait_for(timeout=30000)
+    page.locator('svg.chart').first.wait_for(timeout=WAIT)
     sao.shot('tenant_usage', page=page)
     page.goto(base + '/history')
     sao.shot('tenant_history', page=page)
     page.goto(base + '/alarms')
     sao.shot('tenant_alarms', page=page)
     page.goto(base + '/recharge')
-    expect(page.locator('header h1')).to_have_text('充值')
+    expect(page.locator('header h1')).to_have_text('充值', timeout=WAIT)
     sao.shot('tenant_recharge', page=page)
     page.goto(base + '/account')
     sao.shot('tenant_account', page=page)
