@@ -12,6 +12,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from trytond.modules.dh_metering import storage
 from trytond.modules.dh_metering.reading import local_timezone
 from trytond.modules.dh_metering.usage import E4, step
 
@@ -135,12 +136,12 @@ class Meter(metaclass=PoolMeta):
         paying = [w for w, entries in by_wallet.items() if entries]
         if paying and backend.name == 'postgresql':
             # all the wallets at once: one transaction restart at most
-            Wallet.lock(Wallet.browse(paying))
+            Wallet.lock(storage.browse(Wallet, paying))
         for wallet_id in paying:
             lines += Wallet.post_lines(Wallet(wallet_id),
                 by_wallet[wallet_id])
         if by_wallet:
-            Wallet.check_arrears(Wallet.browse(list(by_wallet)))
+            Wallet.check_arrears(storage.browse(Wallet, list(by_wallet)))
         return lines
 
     @classmethod
@@ -309,10 +310,13 @@ class Reading(metaclass=PoolMeta):
                         & (table.billing_mode == 'energy')))
         ids = sorted({r[0] for r in rows})
         if ids and not Transaction().context.get('dh_no_billing'):
-            meters = Meter.search([('id', 'in', ids),
-                    ('billing_mode', '=', 'cash'),
-                    ['OR', ('wallet', '!=', None),
-                        ('master.wallet', '!=', None)]])
+            # ids, then records by chunks: a search or browse of a whole
+            # batch (50,000 meters) is quadratic in Tryton
+            meters = storage.browse(Meter, storage.search_ids(Meter, [
+                        ('id', 'in', ids),
+                        ('billing_mode', '=', 'cash'),
+                        ['OR', ('wallet', '!=', None),
+                            ('master.wallet', '!=', None)]]))
             Meter.bill(meters)
 
 
