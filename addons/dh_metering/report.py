@@ -136,9 +136,9 @@ class DailyMatrix(_MeterColumns, ModelSQL, ModelView):
             # number index and sums 100 meters' days, a filter on the
             # meter columns applies before any sum — the cost is that of
             # the rows shown, not of every meter (bench scale)
-            month = Lateral(day.select(*sums, where=condition))
-            join = meter.join(month, 'LEFT', condition=Literal(True))
-            sums = [_float(Column(month, n)).as_(n) for n in names]
+            days = Lateral(day.select(*sums, where=condition))
+            join = meter.join(days, 'LEFT', condition=Literal(True))
+            sums = [_float(Column(days, n)).as_(n) for n in names]
             group_by = None
         else:
             join = meter.join(day, 'LEFT', condition=condition)

@@ -4,7 +4,8 @@ and the cost of the daily operations at that size.
   dh bench scale [--meters 1000000] [--days 31] [--hourly-days N]
                  [--per-wallet 100] [--bill 2000,10000] [--clients 50]
                  [--seconds 20] [--name dh_bench_scale] [--keep]
-                 [--max-gb 35]
+                 [--max-gb 35] [--build-only | --reuse]
+                 [--phases ingest,billing,report,api] [--ingest-meters N]
 
 Builds a fresh database (dh_api and what it depends on): meters spread
 over communities (level-2 areas) of 10,000 meters, 10 buildings each, 100
@@ -27,9 +28,16 @@ load it) — it is the setup, not a measured figure.  Then it measures:
 * the API balance query under ``--clients`` closed-loop clients (p99).
 
 The history needs ~280 B per meter-hour (reading + hourly aggregate) and
-~220 B per meter-day: 1M meters × 31 days of hours is ~215 GB.  ``--max-gb``
-refuses a run whose
-estimate is larger.  The database is dropped at the end unless --keep."""
+~220 B per meter-day: 1M meters × 31 days of hours is ~215 GB.
+``--max-gb`` refuses a run whose estimate is larger.  The database is
+dropped at the end unless --keep (or --build-only, then measure with
+--reuse).  Wall times depend on what else runs on the machine: the CPU
+seconds of this process and of its PostgreSQL backends are reported next to
+them and are what to compare between sizes.
+
+Here (2 shared cores, ~80 GB of disk): ``dh bench scale --meters 1000000
+--hourly-days 2`` (~20 GB, ~1 h to build).  See BENCHMARKS.md and
+docs/sizing.md."""
 import argparse
 import datetime as dt
 import os
