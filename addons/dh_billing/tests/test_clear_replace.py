@@ -248,6 +248,9 @@ class ClearReplaceTestCase(unittest.TestCase):
         company = setup_accounting()
         with set_company(company):
             wallet, wallet2, prepaid, old = plaza()
+            old.vendor = 'password-big-endian'
+            old.password = '123456'
+            old.save()
             Recharge.recharge('C-1', wallet2, D('100.00'))
             Reading.ingest([(old.id, 'energy_total', utc(2026, 11, 2, 0, 45),
                         D('1000.00'))])
@@ -268,6 +271,8 @@ class ClearReplaceTestCase(unittest.TestCase):
                     new.address, new.replaces), ('202', '瀚15#601A',
                     old.area, wallet2, old.tariff, 'cash', D(1),
                     '000015085399', old))
+            self.assertEqual((new.vendor, new.password),
+                ('password-big-endian', '123456'))
             self.assertEqual((old.active, old.replaced_by, old.replaced_at,
                     old.number), (False, new, at, '202/202611020200'))
             log, = Log.search([])
@@ -347,8 +352,11 @@ class ClearReplaceTestCase(unittest.TestCase):
                 replace.start.address = '15085390'
                 replace.start.protocol = 'dlt645_2007'
                 replace.start.note = None
+                replace.start.vendor = 'password-big-endian'
+                replace.start.password = '654321'
                 replace.transition_replace()
             new, = Meter.search([('number', '=', '202B')])
             old = Meter(old.id)
-            self.assertEqual((old.number, old.replaced_by, new.replaces),
-                ('202', new, old))
+            self.assertEqual((old.number, old.replaced_by, new.replaces,
+                    new.vendor, new.password), ('202', new, old,
+                    'password-big-endian', '654321'))
