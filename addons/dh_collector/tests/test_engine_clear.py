@@ -134,3 +134,31 @@ def test_clear_of_a_meter_in_overdraft_and_only_zero_is_written():
 def test_vendor_profiles_name_the_clear_di():
     assert get_vendor(None).remaining_write == '04A00501'
     assert get_vendor('state-grid').remaining_write is None
+
+
+def test_a_clear_whose_outcome_is_unseen_says_so_and_a_retry_confirms():
+    "the meter goes silent just after applying the clear (its reply lost)"
+    async def run():
+        bank = make_bank([bus()])
+        meter = bank.meter(E1)
+        apply = meter.clear_remaining
+
+        def clear_then_fall_silent():
+            apply()
+            bank.options.drop = 1.0
+        meter.clear_remaining = clear_then_fall_silent
+        async with bank:
+            first = await run_commands(bank, [Command(1, 1, 'clear')])
+            assert meter.remaining == Decimal('0.00')
+            bank.options.drop = 0.0
+            meter.clear_remaining = apply
+            again = await run_commands(bank, [Command(1, 1, 'clear')])
+        state, error, result = first.final(1)[1:]
+        assert state == 'failed'
+        assert error.startswith('clear not acknowledged: no valid reply')
+        assert 'remaining energy unreadable' in error
+        # billing keeps this figure: the retry finds nothing left
+        assert result == {'remaining_before': '50.00', 'unknown': True}
+        state, _, result = again.final(1)[1:]
+        assert state == 'confirmed' and result['remaining_before'] == '0.00'
+    asyncio.run(run())
