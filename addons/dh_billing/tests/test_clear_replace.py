@@ -204,6 +204,7 @@ class ClearReplaceTestCase(unittest.TestCase):
         ModelData = pool.get('ir.model.data')
         Group = pool.get('res.group')
         ActionGroup = pool.get('ir.action-res.group')
+        Wizard = pool.get('dh.meter.clear.wizard', type='wizard')
         company = setup_accounting()
         with set_company(company):
             wallet, wallet2, prepaid, cash = plaza()
@@ -231,8 +232,29 @@ class ClearReplaceTestCase(unittest.TestCase):
                         ('action', '=', action)])}
             self.assertEqual(groups, {ModelData.get_id('dh_metering',
                         'group_dh_admin')})
-            # the admin user is a DH administrator
-            self.assertTrue(Clear.request(prepaid, '管理员清零'))
+            with Transaction().set_user(clerk.id), \
+                    Transaction().set_context(active_model='dh.meter',
+                        active_id=prepaid.id, active_ids=[prepaid.id]):
+                # Tryton refuses the wizard to the clerk's groups
+                with self.assertRaises(UserError) as raised:
+                    Wizard.create()
+                self.assertIn('dh.meter.clear.wizard', str(raised.exception))
+            # the admin user is a DH administrator: the wizard
+            session_id, _, _ = Wizard.create()
+            wizard = Wizard(session_id)
+            with Transaction().set_context(active_model='dh.meter',
+                    active_id=prepaid.id, active_ids=[prepaid.id]):
+                defaults = wizard.default_start(None)
+                self.assertEqual((defaults['meter'], defaults['wallet'],
+                        defaults['unit_price']), (prepaid.id, wallet.id,
+                        D('1.2')))
+                wizard.start.number = defaults['number']
+                wizard.start.reason = '管理员清零'
+                self.assertEqual(wizard.transition_clear(), 'end')
+                wizard.transition_clear()       # a double click
+            clear, = Clear.search([])
+            self.assertEqual((clear.number, clear.reason, clear.state),
+                (defaults['number'], '管理员清零', 'requested'))
 
     @with_transaction()
     def test_replacement_keeps_usage_and_billing_continuous(self):
