@@ -10,6 +10,7 @@ show in the reports for the periods they have usage in (docs/readings.md)."""
 import datetime as dt
 from decimal import Decimal
 
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.pool import Pool, PoolMeta
@@ -114,9 +115,9 @@ class Meter(metaclass=PoolMeta):
     @classmethod
     def _last_reading(cls, meter, register):
         cursor = Transaction().connection.cursor()
+        p = '%s' if backend.name == 'postgresql' else '?'
         cursor.execute('SELECT read_at, value_e4 FROM dh_reading_last '
-            'WHERE meter = %s AND register = %s'.replace('%s',
-                '%s' if _pg() else '?'), (meter.id, register))
+            f'WHERE meter = {p} AND register = {p}', (meter.id, register))
         row = cursor.fetchone()
         if not row:
             return None, None
@@ -124,11 +125,6 @@ class Meter(metaclass=PoolMeta):
         if isinstance(read_at, str):
             read_at = dt.datetime.fromisoformat(read_at)
         return read_at, (Decimal(row[1]) / E4).quantize(Decimal('0.01'))
-
-
-def _pg():
-    from trytond import backend
-    return backend.name == 'postgresql'
 
 
 class Replacement(ModelSQL, ModelView):

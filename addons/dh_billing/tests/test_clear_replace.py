@@ -37,18 +37,14 @@ def plaza():
 
 
 def usage_day(meter, day):
+    from trytond import backend
+    p = '%s' if backend.name == 'postgresql' else '?'
     cursor = Transaction().connection.cursor()
-    cursor.execute('SELECT usage_e4 FROM dh_usage_day WHERE meter = %s '
-        "AND register = 'energy_total' AND period = %s".replace('%s', '?')
-        if _sqlite() else 'SELECT usage_e4 FROM dh_usage_day WHERE meter = '
-        "%s AND register = 'energy_total' AND period = %s", (meter.id, day))
+    cursor.execute('SELECT usage_e4 FROM dh_usage_day WHERE meter = '
+        f"{p} AND register = 'energy_total' AND period = {p}",
+        (meter.id, day))
     row = cursor.fetchone()
     return D(row[0]) / 10000 if row else None
-
-
-def _sqlite():
-    from trytond import backend
-    return backend.name == 'sqlite'
 
 
 def consumption(wallet):

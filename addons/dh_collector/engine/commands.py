@@ -627,10 +627,10 @@ class CommandsMixin(SafetyCommandsMixin):
         except AbnormalReply as exc:
             after, read_error = None, f'meter refused: {_refusal(exc)}'
         if after is None:
-            raise CommandFailed(f'clear '
-                f'{"acknowledged" if ack_error is None else "not acknowledged: " + ack_error}'
-                f'; remaining energy unreadable: {read_error}',
-                {**result, 'unknown': True})
+            ack = ('acknowledged' if ack_error is None
+                else f'not acknowledged: {ack_error}')
+            raise CommandFailed(f'clear {ack}; remaining energy unreadable: '
+                f'{read_error}', {**result, 'unknown': True})
         if after != 0:
             raise CommandFailed(f'clear sent but the meter still has '
                 f'{after} kWh remaining', {**result,
