@@ -19,6 +19,7 @@ import signal
 import time
 
 from . import engine
+from .engine.mqtt import MqttHub
 
 log = logging.getLogger('dh.collect')
 
@@ -210,16 +211,23 @@ class Daemon:
         self.sink = engine.SpoolingSink(self._ingest, self.spool)
         self.commands = DatabaseCommands(db)
         self.dtu = dtu
+        # NB-IoT / 4G meters: the 'mqtt' channels subscribe to their broker
+        self.mqtt = MqttHub(self.sink, self.commands,
+            rejects_path=spool_path + '.rejected.jsonl',
+            record=self._record_mqtt)
         self.collector = None
         self.plan_data = {}
         self.tasks = {}
         self.rounds = 0
 
+    async def _record_mqtt(self, channel_id, stats):
+        await asyncio.to_thread(self.db.record_round, channel_id, stats)
+
     async def _ingest(self, readings):
         await asyncio.to_thread(self.db.ingest, readings)
 
     async def load(self):
-        plan = await asyncio.to_thread(self.db.plan)
+        plan = self.mqtt.update(await asyncio.to_thread(self.db.plan))
         self.plan_data = {c['id']: c for c in plan}
         channels = [(channel_spec(c), meter_targets(c, {
                         r for p in c['plans'] for r in p['registers']}))
@@ -284,6 +292,7 @@ class Daemon:
         if self.dtu is not None:
             await self.dtu.start()
         self.sink.start()
+        self.mqtt.start()
         last_reload = time.monotonic()
         try:
             while True:
@@ -323,6 +332,7 @@ class Daemon:
                 self.plan_data[channel_id]['collect_requested'] = True
 
     async def close(self):
+        await self.mqtt.close()
         if self.collector is not None:
             await self.collector.close()
 
