@@ -146,6 +146,10 @@ def run(args):
     finally:
         if not keep:
             drop(name)
+            for path in (config, os.path.join(os.path.dirname(config),
+                        f'{name}.server.log')):
+                if os.path.exists(path):
+                    os.unlink(path)
     figures['load_average_end'] = os.getloadavg()
     figures['total_seconds'] = round(time.perf_counter() - t0)
     return figures
