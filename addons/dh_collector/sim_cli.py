@@ -6,6 +6,11 @@ Prints one line per bus, then serves::
     PTY <i> /dev/pts/N
     DTU <i> <host>:<port> id=<id>
 
+and on exit one line per bus on who polled it over TCP (clients whose
+spans from first to last request overlap count as concurrent)::
+
+    ACTIVITY <i> clients=<n> max_concurrency=<n> max_connections=<n> ...
+
 Usage errors give exit status 2 and one line on stderr.
 """
 
@@ -149,6 +154,13 @@ async def _serve(args, bank: Bank) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await bank.stop()
+        # who polled each TCP bus, for tests: at most one client at once?
+        for bus in bank.buses:
+            print(f'ACTIVITY {bus.index} clients={len(bus.activity)} '
+                f'max_concurrency={bus.max_concurrency()} '
+                f'max_connections={bus.max_connections} '
+                f'requests={bus.stats["requests"]}', file=out)
+        out.flush()
     return 0
 
 
