@@ -272,3 +272,106 @@ def test_three_collectors_failover_and_rebalance(plant):
             f'{concurrency} collectors at once'
     # the taken-over and rebalanced buses saw more than one collector
     assert sum(int(c) > 1 for _, c, _ in activity) >= 2
+
+
+def test_lease_holder_stops_before_its_lease_can_expire():
+    """The database goes away under a collector: its renewals fail, and it
+    stops polling its channel before the lease could expire in the
+    database (so another collector could never poll at the same time);
+    when the database is back it takes the channel again"""
+    import asyncio
+    import psycopg
+    from decimal import Decimal
+    from trytond import backend
+    from trytond.modules.dh_collector import collectd, sharing
+    from trytond.modules.dh_collector.simulator import Bank, MeterSpec
+    name = NAME + '_cut'
+    folder, config = dbtools.create(name, 'dh_collector')
+    db = collectd.Database(config, name)
+    address = '000015085400'
+
+    def setup(pool):
+        from trytond.modules.dh_metering.tests.tools import (
+            create_areas, create_meter)
+        Channel = pool.get('dh.channel')
+        ModelData = pool.get('ir.model.data')
+        plan = ModelData.get_id('dh_collector', 'plan_hourly_energy')
+        areas = create_areas({'唐渠': {'瀚盛家园': {'17': ['801']}}})
+        channel, = Channel.create([{'name': 'bus-cut', 'kind': 'tcp',
+                    'host': '127.0.0.1', 'port': 1, 'timeout': 0.3,
+                    'retries': 0, 'backoff': 0.05,
+                    'plans': [('add', [plan])]}])
+        create_meter(areas['唐渠', '瀚盛家园', '17', '801'], 'C1', '瀚17#801',
+            address, bus=channel.id, password='000000')
+        return channel.id
+    channel_id = db._run(setup)
+    watcher = psycopg.connect(dbtools.PG_URI + name, autocommit=True)
+
+    def cut(allow):
+        with psycopg.connect(dbtools.PG_URI + 'postgres',
+                autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS '
+                f'{"true" if allow else "false"}')
+            if not allow:
+                conn.execute('SELECT pg_terminate_backend(pid) FROM '
+                    'pg_stat_activity WHERE datname = %s AND pid <> %s',
+                    (name, watcher.info.backend_pid))
+
+    async def main():
+        bank = Bank([[MeterSpec(address, energy=Decimal(10), rate=3600)]])
+        ports = await bank.serve_tcp('127.0.0.1', 0)
+        bus = bank.buses[0]
+        watcher.execute('UPDATE dh_channel SET port = %s', (ports[0],))
+        share = sharing.Sharing(sharing.LeaseStore(name), lease=3,
+            name='cut')
+        daemon = collectd.Daemon(db, tempfile.mktemp(suffix='.jsonl'),
+            tick=0.1, sharing=share)
+        task = asyncio.ensure_future(daemon.run_forever())
+
+        async def until(what, predicate, timeout=WAIT):
+            end = time.monotonic() + timeout
+            while not predicate():
+                assert time.monotonic() < end, f'not within {timeout}s: ' \
+                    f'{what}'
+                await asyncio.sleep(0.1)
+
+        def keep_busy():
+            # 'collect now' every round: the bus is polled continuously
+            watcher.execute('UPDATE dh_channel SET collect_requested = '
+                'true')
+            return False
+        try:
+            await until('the channel polled', lambda: keep_busy()
+                or bus.stats['requests'] >= 3)
+            await asyncio.to_thread(cut, False)
+            remaining, = watcher.execute('SELECT extract(epoch FROM '
+                'expires - now()) FROM dh_channel_lease WHERE channel = %s',
+                (channel_id,)).fetchone()
+            expiry = time.monotonic() + float(remaining)
+            await until('polling stopped', lambda: not daemon.tasks)
+            stopped = time.monotonic()
+            requests = bus.stats['requests']
+            last = max(last for _, last in bus.activity.values())
+            assert last < expiry and stopped < expiry
+            await asyncio.sleep(max(expiry - time.monotonic(), 0) + 1)
+            assert bus.stats['requests'] == requests, 'polled after stop'
+            await asyncio.to_thread(cut, True)
+            await until('polling again', lambda: keep_busy()
+                or bus.stats['requests'] > requests + 2)
+            assert bus.max_concurrency() == 1
+        finally:
+            await asyncio.to_thread(cut, True)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await bank.stop()
+    try:
+        asyncio.run(main())
+    finally:
+        watcher.close()
+        backend.Database(name).close()
+        with psycopg.connect(dbtools.PG_URI + 'postgres',
+                autocommit=True) as conn:
+            conn.execute('SELECT pg_terminate_backend(pid) FROM '
+                'pg_stat_activity WHERE datname = %s', (name,))
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        shutil.rmtree(folder, ignore_errors=True)
