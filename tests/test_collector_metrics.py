@@ -107,6 +107,8 @@ def test_metrics_move_with_the_rounds(database):
                 f'{{channel="{channel_id}"}}'] > 0
             assert first['dh_collector_round_seconds_count'] >= 1
             assert first['dh_collector_spool_depth'] == 0
+            # one collector alone polls its every channel
+            assert first['dh_collector_channels_owned'] == 1
 
             # a command and 'collect now': the counters move on
             def queue(pool):

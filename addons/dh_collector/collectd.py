@@ -225,6 +225,9 @@ class Daemon:
         self.channels = []      # the whole plan: [(ChannelSpec, targets)]
         self.tasks = {}
         self.releasing = set()  # channels finishing their round to go
+        # one lease operation at a time: a renewal running in its thread
+        # must not revive a lease being given back
+        self._lease_lock = asyncio.Lock()
         self.rounds = 0
         if metrics is not None:
             metrics.spool_depth.set_function(lambda: len(self.spool))
@@ -256,12 +259,15 @@ class Daemon:
         if self.collector is None:
             self.collector = engine.Collector(self._engine_plan(), self.sink,
                 self.commands, dtu_server=self.dtu)
-            return
-        old = dict(self.collector.pollers)
-        _, stopped = self.collector._set_plan(self._engine_plan())
-        for channel_id in stopped:
-            await self._stop(channel_id)
-            await old[channel_id].close()
+        else:
+            old = dict(self.collector.pollers)
+            _, stopped = self.collector._set_plan(self._engine_plan())
+            for channel_id in stopped:
+                await self._stop(channel_id)
+                await old[channel_id].close()
+        if self.metrics is not None and self.sharing is None:
+            self.metrics.channels_owned.set(len(self.collector.pollers))
+            self.metrics.live_collectors.set(1)
 
     def polled(self):
         "The channels this daemon polls now"
@@ -315,7 +321,8 @@ class Daemon:
                 # the channel task ends after its round (see _channel_task)
                 await asyncio.wait([task], timeout=self.sharing.lease)
             await self._stop(channel_id)
-            await asyncio.to_thread(self.sharing.release, {channel_id})
+            async with self._lease_lock:
+                await asyncio.to_thread(self.sharing.release, {channel_id})
             log.info('channel %s released to the other collectors',
                 channel_id)
             await self._apply_plan()
@@ -337,8 +344,9 @@ class Daemon:
         else:
             shared, pinned = self._shareable()
         try:
-            release = await asyncio.to_thread(self.sharing.cycle, shared,
-                pinned, set(self.releasing))
+            async with self._lease_lock:
+                release = await asyncio.to_thread(self.sharing.cycle,
+                    shared, pinned, set(self.releasing))
         except Exception as exc:
             log.warning('lease renewal failed (%s); the channels stop '
                 'when their leases run out', exc)

@@ -23,14 +23,11 @@ extras at a round boundary (the channel finishes its round first).
 Channels that only one collector can poll — a DTU connected to this
 collector, a serial port present on this host — are "pinned": claimed
 whenever possible, outside the fair share."""
-import logging
 import math
 import os
 import socket
 import time
 import uuid
-
-log = logging.getLogger('dh.collect.sharing')
 
 MEMBERS = 'dh_collector_member'
 LEASES = 'dh_channel_lease'
