@@ -50,6 +50,13 @@ def database():
     channel_id, ids = db._run(setup)
     yield db, channel_id, ids
     shutil.rmtree(folder, ignore_errors=True)
+    if dbtools.PG:
+        import psycopg
+        from trytond import backend
+        backend.Database(NAME).close()
+        with psycopg.connect(dbtools.PG_URI + 'postgres',
+                autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
 
 
 def scrape(url):
