@@ -8,12 +8,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SAO_STAMP := node_modules/tryton-sao/.installed
 
-.PHONY: demo test install sao browser bench clean
+.PHONY: demo test install sao browser mosquitto bench clean
 
 demo: $(STAMP) $(SAO_STAMP)
 	$(VENV)/bin/dh demo
 
-test: $(STAMP) $(SAO_STAMP) browser
+test: $(STAMP) $(SAO_STAMP) browser mosquitto
 	bash scripts/test.sh
 
 install: $(STAMP)
@@ -38,6 +38,14 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 		else echo "chromium / fonts-noto-cjk missing and not root: browser tests will skip unless DH_REQUIRE_BROWSER=1"; fi; \
+	fi
+
+# Debian mosquitto: the NB-IoT meter tests start their own broker with it
+mosquitto:
+	@if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+		else echo "mosquitto missing and not root: the MQTT tests will skip (they fail under CI)"; fi; \
 	fi
 
 bench: $(STAMP)

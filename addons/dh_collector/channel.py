@@ -17,7 +17,10 @@ KINDS = [
     ('tcp', "TCP Bridge"),
     ('serial', "Serial RS485"),
     ('dtu', "DTU Dial-in"),
+    ('mqtt', "MQTT Broker (NB-IoT / 4G)"),
     ]
+_mqtt = {'invisible': Eval('kind') != 'mqtt'}
+_mqtt_required = {**_mqtt, 'required': Eval('kind') == 'mqtt'}
 
 
 class ReadPlan(DeactivableMixin, ModelSQL, ModelView):
@@ -50,11 +53,11 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
     name = fields.Char("Name", required=True)
     kind = fields.Selection(KINDS, "Kind", required=True)
     host = fields.Char("Host", states={
-            'invisible': Eval('kind') != 'tcp',
-            'required': Eval('kind') == 'tcp'})
+            'invisible': ~Eval('kind').in_(['tcp', 'mqtt']),
+            'required': Eval('kind').in_(['tcp', 'mqtt'])})
     port = fields.Integer("Port", states={
-            'invisible': Eval('kind') != 'tcp',
-            'required': Eval('kind') == 'tcp'})
+            'invisible': ~Eval('kind').in_(['tcp', 'mqtt']),
+            'required': Eval('kind').in_(['tcp', 'mqtt'])})
     device = fields.Char("Device", states={
             'invisible': Eval('kind') != 'serial',
             'required': Eval('kind') == 'serial'},
@@ -79,6 +82,31 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
             ], "Modbus Framing", states={'invisible': Eval('kind') != 'tcp'},
         help="For Modbus meters: RTU frames through a transparent bridge, "
         "or a Modbus TCP gateway.")
+    # NB-IoT / 4G meters: the broker they publish to (engine/mqtt.py)
+    mqtt_username = fields.Char("Broker User", states=_mqtt)
+    mqtt_password = fields.Char("Broker Password", states=_mqtt)
+    mqtt_client_id = fields.Char("Client ID", states=_mqtt,
+        help="The collector's fixed client id: the broker keeps its "
+        "session (subscriptions, unacknowledged messages) under it. "
+        "Empty: dh-collector-<channel id>.")
+    mqtt_reading_topic = fields.Char("Reading Topic", states=_mqtt_required,
+        help="Where the meters publish readings; {address} is the meter "
+        "address.")
+    mqtt_command_topic = fields.Char("Command Topic", states=_mqtt_required,
+        help="Where the collector publishes commands to a meter; "
+        "{address} is the meter address.")
+    mqtt_reply_topic = fields.Char("Reply Topic", states=_mqtt_required,
+        help="Where the meters answer commands; {address} is the meter "
+        "address.")
+    mqtt_payload_format = fields.Selection([
+            ('json', "JSON"),
+            ('hex', "DL/T645 Frame (Hex Text)"),
+            ('binary', "DL/T645 Frame (Binary)"),
+            ], "Payload Format", states=_mqtt_required)
+    mqtt_session_expiry = fields.Integer("Session Expiry (s)",
+        states=_mqtt_required,
+        help="How long the broker keeps the collector's session and "
+        "queued messages while it is disconnected.")
     plans = fields.Many2Many('dh.channel-dh.read.plan', 'channel', 'plan',
         "Read Plans")
     meters = fields.One2Many('dh.meter', 'bus', "Meters", readonly=True)
@@ -126,6 +154,26 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
         return 'rtu'
 
     @staticmethod
+    def default_mqtt_reading_topic():
+        return 'dh/meter/{address}/up'
+
+    @staticmethod
+    def default_mqtt_command_topic():
+        return 'dh/meter/{address}/down'
+
+    @staticmethod
+    def default_mqtt_reply_topic():
+        return 'dh/meter/{address}/reply'
+
+    @staticmethod
+    def default_mqtt_payload_format():
+        return 'json'
+
+    @staticmethod
+    def default_mqtt_session_expiry():
+        return 7 * 86400
+
+    @staticmethod
     def default_baud():
         return 2400
 
@@ -158,10 +206,21 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
     def validate_fields(cls, channels, field_names):
         super().validate_fields(channels, field_names)
         for channel in channels:
-            if channel.kind == 'tcp' and channel.port is not None and not (
-                    0 < channel.port < 65536):
+            if channel.kind in {'tcp', 'mqtt'} and channel.port is not None \
+                    and not (0 < channel.port < 65536):
                 raise ValidationError(gettext(
                         'dh_collector.msg_channel_port', channel=channel.name))
+            if channel.kind == 'mqtt':
+                from .engine.mqtt import check_template
+                for name in ['mqtt_reading_topic', 'mqtt_command_topic',
+                        'mqtt_reply_topic']:
+                    try:
+                        check_template(getattr(channel, name) or '')
+                    except ValueError:
+                        raise ValidationError(gettext(
+                                'dh_collector.msg_channel_mqtt_topic',
+                                channel=channel.name,
+                                topic=getattr(channel, name) or ''))
 
     @classmethod
     @ModelView.button
@@ -223,6 +282,14 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
                     'retries': channel.retries, 'backoff': channel.backoff,
                     'modbus_framer': channel.modbus_framer,
                     'collect_requested': channel.collect_requested,
+                    'mqtt_username': channel.mqtt_username,
+                    'mqtt_password': channel.mqtt_password,
+                    'mqtt_client_id': channel.mqtt_client_id,
+                    'mqtt_reading_topic': channel.mqtt_reading_topic,
+                    'mqtt_command_topic': channel.mqtt_command_topic,
+                    'mqtt_reply_topic': channel.mqtt_reply_topic,
+                    'mqtt_payload_format': channel.mqtt_payload_format,
+                    'mqtt_session_expiry': channel.mqtt_session_expiry,
                     'plans': [{'id': p.id, 'registers': list(p.registers),
                             'interval': p.interval}
                         for p in channel.plans if p.active],

@@ -20,6 +20,7 @@ import sys
 import time
 
 from . import engine
+from .engine.mqtt import MqttHub
 
 log = logging.getLogger('dh.collect')
 
@@ -220,8 +221,13 @@ class Daemon:
         self.commands = DatabaseCommands(db, metrics)
         self.dtu = dtu
         self.sharing = sharing
+        # NB-IoT / 4G meters: the 'mqtt' channels subscribe to their broker
+        self.mqtt = MqttHub(self.sink, self.commands,
+            rejects_path=spool_path + '.rejected.jsonl',
+            record=self._record_mqtt)
         self.collector = None
         self.plan_data = {}
+        self.mqtt_plan = []     # the 'mqtt' channels (the hub's)
         self.channels = []      # the whole plan: [(ChannelSpec, targets)]
         self.tasks = {}
         self.releasing = set()  # channels finishing their round to go
@@ -232,17 +238,33 @@ class Daemon:
         if metrics is not None:
             metrics.spool_depth.set_function(lambda: len(self.spool))
 
+    async def _record_mqtt(self, channel_id, stats):
+        await asyncio.to_thread(self.db.record_round, channel_id, stats)
+
     async def _ingest(self, readings):
         await asyncio.to_thread(self.db.ingest, readings)
 
     async def load(self):
         plan = await asyncio.to_thread(self.db.plan)
+        self.mqtt_plan = [c for c in plan if c.get('kind') == 'mqtt']
+        self._update_mqtt()
+        plan = [c for c in plan if c.get('kind') != 'mqtt']
         self.plan_data = {c['id']: c for c in plan}
         self.channels = [(channel_spec(c), meter_targets(c, {
                         r for p in c['plans'] for r in p['registers']}))
             for c in plan]
         await self._apply_plan()
         return plan
+
+    def _update_mqtt(self):
+        """The MQTT hub subscribes for the 'mqtt' channels this collector
+        holds (all of them without sharing): one subscriber per channel,
+        as its broker session is the channel's"""
+        plan = self.mqtt_plan
+        if self.sharing is not None:
+            plan = [c for c in plan if self.sharing.valid(c['id'])
+                and c['id'] not in self.releasing]
+        self.mqtt.update(plan)
 
     # sharing the channels with other collectors (sharing.py)
     def _engine_plan(self):
@@ -265,8 +287,10 @@ class Daemon:
             for channel_id in stopped:
                 await self._stop(channel_id)
                 await old[channel_id].close()
+        self._update_mqtt()
         if self.metrics is not None and self.sharing is None:
-            self.metrics.channels_owned.set(len(self.collector.pollers))
+            self.metrics.channels_owned.set(len(self.collector.pollers)
+                + len(self.mqtt.channels))
             self.metrics.live_collectors.set(1)
 
     def polled(self):
@@ -281,7 +305,8 @@ class Daemon:
     def _shareable(self):
         """(shared, pinned) channel ids: TCP bridges are shared fairly;
         a DTU connected here and a serial port present here are pinned"""
-        shared, pinned = [], []
+        shared = [c['id'] for c in self.mqtt_plan]
+        pinned = []
         for spec, _ in self.channels:
             if spec.kind == 'tcp':
                 shared.append(spec.id)
@@ -301,6 +326,8 @@ class Daemon:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if channel_id in self.mqtt.channels:
+            self._update_mqtt()
         poller = self.collector.pollers.get(channel_id) \
             if self.collector else None
         if close and poller is not None and poller.spec.kind != 'dtu':
@@ -377,7 +404,7 @@ class Daemon:
         (renewals failing, or another collector holds it now)"""
         while True:
             now = time.monotonic()
-            for channel_id in list(self.tasks):
+            for channel_id in list(self.tasks) + list(self.mqtt.channels):
                 if not self.sharing.valid(channel_id, now):
                     log.warning('channel %s: lease lost, polling stopped',
                         channel_id)
@@ -460,6 +487,7 @@ class Daemon:
         if self.dtu is not None:
             await self.dtu.start()
         self.sink.start()
+        self.mqtt.start()
         last_reload = time.monotonic()
         helpers = []
         if self.sharing is not None:
@@ -521,6 +549,7 @@ class Daemon:
                 self.plan_data[channel_id]['collect_requested'] = True
 
     async def close(self):
+        await self.mqtt.close()
         if self.collector is not None:
             await self.collector.close()
 

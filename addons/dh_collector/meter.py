@@ -17,6 +17,9 @@ class Meter(metaclass=PoolMeta):
     bus = fields.Many2One('dh.channel', "Collector Channel",
         ondelete='RESTRICT',
         help="The channel the collector reads this meter through.")
+    nb_iot = fields.Boolean("NB-IoT / 4G Meter",
+        help="The meter has its own cellular modem and reports through an "
+        "MQTT broker: its collector channel is of kind MQTT Broker.")
     vendor = fields.Char("Vendor Profile",
         help="Codec quirks of the meter's maker (password byte order, "
         "CJ/T188 DI order…); empty for the standard.")
@@ -42,9 +45,20 @@ class Meter(metaclass=PoolMeta):
     def default_pt_ratio():
         return Decimal(1)
 
+    @staticmethod
+    def default_nb_iot():
+        return False
+
     @classmethod
     def validate_fields(cls, meters, field_names):
         super().validate_fields(meters, field_names)
+        if field_names & {'nb_iot', 'bus'}:
+            for meter in meters:
+                if meter.bus and bool(meter.nb_iot) != (
+                        meter.bus.kind == 'mqtt'):
+                    raise ValidationError(gettext(
+                            'dh_collector.msg_meter_nb_channel',
+                            meter=meter.rec_name, channel=meter.bus.rec_name))
         if field_names & {'protocol', 'modbus_map', 'ct_ratio', 'pt_ratio'}:
             for meter in meters:
                 if meter.protocol != 'modbus':

@@ -5,6 +5,7 @@ Prints one line per bus, then serves::
     BUS <i> tcp://<host>:<port> meters=<n> first=<address>
     PTY <i> /dev/pts/N
     DTU <i> <host>:<port> id=<id>
+    NB <address> mqtt://<host>:<port> format=<json|hex|binary>
 
 and on exit one line per bus on who polled it over TCP (clients whose
 spans from first to last request overlap count as concurrent)::
@@ -110,8 +111,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', default='1')
     p.add_argument('--speed', type=float, default=1.0,
         help='simulated seconds per real second')
+    p.add_argument('--mqtt', type=_endpoint, metavar='HOST:PORT',
+        help='NB-IoT / 4G meters: the MQTT broker they publish to')
+    p.add_argument('--nb-meters', type=int, default=0, metavar='N',
+        help='NB meters (with --mqtt), addresses from --nb-start-address')
+    p.add_argument('--nb-start-address', type=int, default=900001)
+    p.add_argument('--nb-format', choices=['json', 'hex', 'binary'],
+        default='json', help='NB reading / command payloads')
+    p.add_argument('--nb-interval', type=float, default=60.0,
+        help='seconds between an NB meter\'s readings')
+    p.add_argument('--nb-topic-prefix', default='dh/meter',
+        help='NB topics: PREFIX/{address}/up, /down and /reply')
     p.add_argument('-v', '--verbose', action='store_true')
     return p
+
+
+def _nb_meters(args, options):
+    from .nb_sim import NbMeter
+    from .simulator import MeterSpec
+    prefix = args.nb_topic_prefix.rstrip('/')
+    topics = {'reading': prefix + '/{address}/up',
+        'command': prefix + '/{address}/down',
+        'reply': prefix + '/{address}/reply'}
+    host, port = args.mqtt
+    return [NbMeter(MeterSpec(str(args.nb_start_address + i),
+                energy=100 + i, remaining=50, purchase_count=1), host, port,
+            fmt=args.nb_format, interval=args.nb_interval, topics=topics,
+            options=options)
+        for i in range(args.nb_meters)]
 
 
 def _options(args) -> SimOptions:
@@ -143,6 +170,15 @@ async def _serve(args, bank: Bank) -> int:
         host, port = args.dial
         for index, dtu in enumerate(await bank.dial(host, port, ids)):
             print(f'DTU {index} {host}:{port} id={dtu.id}', file=out)
+    fleet = None
+    if args.nb_meters:
+        from .nb_sim import NbFleet
+        fleet = NbFleet(_nb_meters(args, bank.options))
+        fleet.start()
+        host, port = args.mqtt
+        for meter in fleet.meters:
+            print(f'NB {meter.address} mqtt://{host}:{port} '
+                f'format={meter.fmt}', file=out)
     out.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,6 +189,8 @@ async def _serve(args, bank: Bank) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if fleet is not None:
+            await fleet.stop()
         await bank.stop()
         # who polled each TCP bus, for tests: at most one client at once?
         for bus in bank.buses:
@@ -167,6 +205,11 @@ async def _serve(args, bank: Bank) -> int:
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.nb_meters and not args.mqtt:
+            raise _UsageError('dh sim: --nb-meters needs --mqtt')
+        if args.nb_meters < 0 or args.nb_interval < 0:
+            raise _UsageError('dh sim: --nb-meters and --nb-interval must '
+                'not be negative')
         if args.dial and not args.dtu_ids:
             raise _UsageError('dh sim: --dial needs --dtu-ids')
         if args.buses < 1 or args.meters_per_bus < 0:
