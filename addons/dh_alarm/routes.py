@@ -5,6 +5,9 @@
 * ``GET /<db>/dh/board/data[?area=<id>]`` — counts per state and the tiles;
 * ``GET /<db>/dh/board/alarms/<meter id>`` — that meter's open alarms.
 
+and ``GET /<db>/dh/metrics`` — Prometheus text (metrics.py; a bearer
+token or loopback clients, not the sign-in below).
+
 Sign-in is Tryton's own (``app.auth_required``): the ``tryton_session``
 cookie that the web client (sao 8.0) receives at sign-in (path
 ``/<db>``, HttpOnly), an ``Authorization: Session …`` header, or HTTP Basic
@@ -18,7 +21,7 @@ from trytond.protocols.wrappers import (
     HTTPStatus, Response, abort, with_pool, with_transaction)
 from trytond.wsgi import app
 
-from . import board
+from . import board, metrics
 
 PREFIX = '/<database_name>/dh/board'
 CONTEXT = {'_check_access': True, 'language': 'zh_CN'}
@@ -71,6 +74,19 @@ def alarms(request, pool, meter_id):
     if result is None:
         abort(HTTPStatus.NOT_FOUND)
     return _json(result)
+
+
+@app.route('/<database_name>/dh/metrics', methods=['GET'])
+@with_pool
+@with_transaction(readonly=True)
+def prometheus(request, pool):
+    """Prometheus text (metrics.py): a bearer token when [dh]
+    metrics_token is set, else loopback clients only"""
+    if not metrics.allowed(request):
+        abort(HTTPStatus.FORBIDDEN)
+    return Response(metrics.exposition(metrics.figures()),
+        content_type=metrics.CONTENT_TYPE,
+        headers={'Cache-Control': 'no-store'})
 
 
 PAGE = r'''<!DOCTYPE html>

@@ -29,6 +29,7 @@ LINE_KINDS = [
     ('subsidy', "Subsidy"),
     ('adjustment', "Adjustment"),
     ('reversal', "Reversal"),
+    ('residual', "Residual Energy Credit"),
     ]
 CHANNELS = [
     ('counter', "Counter"),

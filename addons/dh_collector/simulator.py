@@ -363,6 +363,7 @@ class Meter:
         self.meter_type = spec.meter_type
         self.last_purchase: str | None = None    # apply/duplicate/invalid
         self.time_syncs = 0
+        self.clears = 0     # remote clears (远程清零) applied
         self.requests = 0
         self._rng = random.Random(f'values:{spec.address}')
         total = _hund(spec.energy)
@@ -983,6 +984,15 @@ class Meter:
             amount, count, verdict)
         return verdict
 
+    def clear_remaining(self):
+        """Remote clear (远程清零): the remaining energy (and any
+        overdraft in use) set to 0.00; the energy registers and the
+        purchase count are kept."""
+        self.advance()
+        self._remaining = 0
+        self.clears += 1
+        log.debug('meter %s: remaining energy cleared', self.address)
+
     def control(self, action: str) -> int | None:
         """Apply a remote-control action; an ERR code when refused."""
         self.advance()
@@ -1269,6 +1279,16 @@ class Bus:
                     dt.time.fromisoformat(value)))
             else:
                 meter.set_time(dt.datetime.fromisoformat(value))
+            return ack
+        if di == meter.vendor.remaining_write and meter.version == \
+                dlt645.V2007:
+            # 剩余电量设置: only the remote clear (0.00) is taken; a top-up
+            # goes through the purchase and its count, never here
+            if not meter.prepaid:
+                return error(ERR_NO_DATA)
+            if message.value != 0:
+                return error(ERR_OTHER)
+            meter.clear_remaining()
             return ack
         safety = meter.safety
         if safety is not None:

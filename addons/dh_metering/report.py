@@ -14,7 +14,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from .reading import _float
+from .reading import _float, local_timezone
 from .usage import REGISTERS
 
 REGISTER_UTILITIES = {
@@ -66,9 +66,19 @@ class _MeterColumns:
             Literal(register).as_('register')]
 
     @classmethod
-    def _meter_where(cls, meter, register):
-        return (meter.utility.in_(register_utilities(register))
-            & (meter.active == Literal(True)))
+    def _meter_where(cls, meter, register, since=None):
+        """The meters a report lists: the active ones, and those replaced
+        (换表) at or after ``since`` (the period's start), so a room's old
+        and new meter both show for the period of the swap"""
+        active = meter.active == Literal(True)
+        if since is not None:
+            # the period's local start as naive UTC, as replaced_at is
+            start = dt.datetime.combine(since, dt.time()).replace(
+                tzinfo=local_timezone()).astimezone(dt.timezone.utc).replace(
+                tzinfo=None)
+            active |= (meter.replaced_at != Null) & (
+                meter.replaced_at > start)
+        return meter.utility.in_(register_utilities(register)) & active
 
 
 class MatrixContext(ModelView):
@@ -131,7 +141,7 @@ class DailyMatrix(_MeterColumns, ModelSQL, ModelView):
             columns.append(Literal(None).as_(f'd{d:02d}'))
         columns.append(_float(Sum(day.usage_e4)).as_('total'))
         return join.select(*columns,
-            where=cls._meter_where(meter, register),
+            where=cls._meter_where(meter, register, start),
             group_by=[meter.id])
 
 
@@ -245,7 +255,7 @@ class UsageReport(_MeterColumns, ModelSQL, ModelView):
             _float(usage.usage_e4).as_('usage'),
             _float(previous.last_e4).as_('previous_value'),
             previous.last_at.as_('previous_at'),
-            where=cls._meter_where(meter, register))
+            where=cls._meter_where(meter, register, from_date))
 
 
 def _date(value):
