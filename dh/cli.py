@@ -3,7 +3,7 @@
   dh demo [--db PATH] [--port N] [--no-serve]
   dh frame decode HEX | dh frame encode …
   dh sim --buses N --meters-per-bus M --port P …
-  dh collect -c CONF -d DB [--once]
+  dh collect -c CONF -d DB [--once] [--lease S] [--metrics-port N]
   dh bench NAME [options]
   dh worker -c CONF -d DB          (queued tasks on SQLite)
   dh token create|list|revoke …    (API tokens; dh token --help)

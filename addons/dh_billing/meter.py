@@ -7,11 +7,12 @@ from collections import defaultdict
 from decimal import Decimal
 
 from trytond import backend
-from trytond.model import fields
+from trytond.model import ModelView, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from trytond.modules.dh_metering import storage
 from trytond.modules.dh_metering.reading import local_timezone
 from trytond.modules.dh_metering.usage import E4, step
 
@@ -135,12 +136,12 @@ class Meter(metaclass=PoolMeta):
         paying = [w for w, entries in by_wallet.items() if entries]
         if paying and backend.name == 'postgresql':
             # all the wallets at once: one transaction restart at most
-            Wallet.lock(Wallet.browse(paying))
+            Wallet.lock(storage.browse(Wallet, paying))
         for wallet_id in paying:
             lines += Wallet.post_lines(Wallet(wallet_id),
                 by_wallet[wallet_id])
         if by_wallet:
-            Wallet.check_arrears(Wallet.browse(list(by_wallet)))
+            Wallet.check_arrears(storage.browse(Wallet, list(by_wallet)))
         return lines
 
     @classmethod
@@ -248,6 +249,18 @@ class Meter(metaclass=PoolMeta):
         row = cursor.fetchone()
         return Decimal(row[0]) / E4 if row else Decimal(0)
 
+    # -- meter replacement (换表) ---------------------------------------------
+    @classmethod
+    def replace(cls, old, values, final, opening, at=None, note=None):
+        """Billing stays continuous: the old meter is billed up to its
+        final reading (once: its watermark), the new one from its opening
+        reading on (its watermark is set there)"""
+        new = super().replace(old, values, final, opening, at=at, note=note)
+        old = cls(old.id)
+        cls.bill([old])
+        cls.start_billing([new], old.replaced_at)
+        return new
+
     # -- supply control -----------------------------------------------------
     @classmethod
     def control_supply(cls, meters, balance, emergency_credit,
@@ -309,10 +322,13 @@ class Reading(metaclass=PoolMeta):
                         & (table.billing_mode == 'energy')))
         ids = sorted({r[0] for r in rows})
         if ids and not Transaction().context.get('dh_no_billing'):
-            meters = Meter.search([('id', 'in', ids),
-                    ('billing_mode', '=', 'cash'),
-                    ['OR', ('wallet', '!=', None),
-                        ('master.wallet', '!=', None)]])
+            # ids, then records by chunks: a search or browse of a whole
+            # batch (50,000 meters) is quadratic in Tryton
+            meters = storage.browse(Meter, storage.search_ids(Meter, [
+                        ('id', 'in', ids),
+                        ('billing_mode', '=', 'cash'),
+                        ['OR', ('wallet', '!=', None),
+                            ('master.wallet', '!=', None)]]))
             Meter.bill(meters)
 
 
@@ -326,15 +342,31 @@ class Command(metaclass=PoolMeta):
         if command.kind == 'recharge' and new_state in {'confirmed',
                 'failed'}:
             Pool().get('dh.recharge').command_done(command)
+        elif command.kind == 'clear':
+            Pool().get('dh.meter.clear').command_news(command, result)
         return new_state
+
+    @classmethod
+    @ModelView.button
+    def cancel(cls, commands):
+        super().cancel(commands)
+        pool = Pool()
+        for command in cls.browse(commands):
+            if command.kind == 'recharge':
+                pool.get('dh.recharge').command_done(command)
+            elif command.kind == 'clear':
+                pool.get('dh.meter.clear').command_news(command)
 
     @classmethod
     def cron_expire(cls):
         expired = cls.search([('state', 'in', ['queued', 'sent']),
-                ('kind', '=', 'recharge'),
+                ('kind', 'in', ['recharge', 'clear']),
                 ('expires_at', '<=', dt.datetime.now())])
         count = super().cron_expire()
-        Recharge = Pool().get('dh.recharge')
+        pool = Pool()
         for command in cls.browse(expired):
-            Recharge.command_done(command)
+            if command.kind == 'recharge':
+                pool.get('dh.recharge').command_done(command)
+            else:
+                pool.get('dh.meter.clear').command_news(command)
         return count

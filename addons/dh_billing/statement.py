@@ -16,7 +16,7 @@ from trytond.modules.dh_metering.xlsx_export import Column
 
 KIND_ZH = {'recharge': '充值', 'energy': '购电', 'consumption': '消费',
     'allocation': '分摊', 'refund': '退费', 'subsidy': '补贴',
-    'adjustment': '调整', 'reversal': '冲销'}
+    'adjustment': '调整', 'reversal': '冲销', 'residual': '清零退回'}
 CHANNEL_ZH = {'counter': '柜台', 'wechat': '微信', 'api': '接口'}
 STATE_ZH = {'paid': '已缴费', 'delivered': '已下发', 'failed': '下发失败'}
 

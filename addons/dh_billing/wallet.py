@@ -15,6 +15,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from trytond.modules.dh_metering import storage
 from trytond.modules.dh_metering.storage import forget_records
 
 from . import rules
@@ -29,6 +30,7 @@ LINE_KINDS = [
     ('subsidy', "Subsidy"),
     ('adjustment', "Adjustment"),
     ('reversal', "Reversal"),
+    ('residual', "Residual Energy Credit"),
     ]
 CHANNELS = [
     ('counter', "Counter"),
@@ -262,7 +264,7 @@ class Wallet(ModelSQL, ModelView):
         own and the sub meters merged under them) as the balance says"""
         pool = Pool()
         Meter = pool.get('dh.meter')
-        for wallet in cls.browse([w.id for w in wallets]):
+        for wallet in storage.browse(cls, [w.id for w in wallets]):
             Meter.control_supply(wallet.paid_meters(), wallet.balance,
                 wallet.emergency_credit)
 
@@ -304,9 +306,10 @@ class Wallet(ModelSQL, ModelView):
     def cron_bill(cls):
         "Safety net: bill every cash-mode meter that has a wallet"
         Meter = Pool().get('dh.meter')
-        return len(Meter.bill(Meter.search([('billing_mode', '=', 'cash'),
-                        ['OR', ('wallet', '!=', None),
-                            ('master.wallet', '!=', None)]])))
+        return len(Meter.bill(storage.browse(Meter, storage.search_ids(
+                        Meter, [('billing_mode', '=', 'cash'),
+                            ['OR', ('wallet', '!=', None),
+                                ('master.wallet', '!=', None)]]))))
 
     @classmethod
     def cron_post_consumption(cls, until=None):

@@ -135,6 +135,16 @@ class Channel(DeactivableMixin, ModelSQL, ModelView):
                 'collect_now': {},
                 })
 
+    @classmethod
+    def __register__(cls, module_name):
+        super().__register__(module_name)
+        from trytond import backend
+        from trytond.transaction import Transaction
+        from .sharing import create_tables
+        if backend.name == 'postgresql':
+            # the leases of collectors sharing the channels (sharing.py)
+            create_tables(Transaction().connection.cursor())
+
     @staticmethod
     def default_kind():
         return 'tcp'

@@ -26,6 +26,7 @@ KINDS = [
     ('valve_close', "Close Valve"),
     ('hold', "Power Hold"),
     ('hold_release', "Power Hold Release"),
+    ('clear', "Remote Clear"),
     ]
 STATES = [
     ('queued', "Queued"),
@@ -166,6 +167,8 @@ class Command(ModelSQL, ModelView):
                 if command.meter.state == 'cutoff':
                     values_meter['state'] = 'normal'
                 Meter.write([command.meter], values_meter)
+            elif command.kind == 'clear':
+                Meter.write([command.meter], {'remaining': 0})
             elif command.kind == 'load_reset' and isinstance(result, dict) \
                     and result.get('relay') in ('open', 'closed'):
                 Meter.write([command.meter], {'relay': result['relay']})

@@ -127,3 +127,28 @@ class Meter(metaclass=PoolMeta):
     @ModelView.button
     def valve_close(cls, meters):
         cls._queue(meters, 'valve_close')
+
+
+class ReplaceStart(metaclass=PoolMeta):
+    "换表: the new meter's vendor profile and password"
+    __name__ = 'dh.meter.replace.start'
+    vendor = fields.Char("New Meter Vendor Profile",
+        help="Empty for the standard.")
+    password = fields.Char("New Meter Control Password")
+
+
+class Replace(metaclass=PoolMeta):
+    __name__ = 'dh.meter.replace'
+
+    def default_start(self, fields):
+        values = super().default_start(fields)
+        if self.record:
+            values.update(vendor=self.record.vendor,
+                password=self.record.password)
+        return values
+
+    def _new_values(self):
+        values = super()._new_values()
+        values.update(vendor=self.start.vendor or None,
+            password=self.start.password)
+        return values

@@ -7,6 +7,11 @@ Prints one line per bus, then serves::
     DTU <i> <host>:<port> id=<id>
     NB <address> mqtt://<host>:<port> format=<json|hex|binary>
 
+and on exit one line per bus on who polled it over TCP (clients whose
+spans from first to last request overlap count as concurrent)::
+
+    ACTIVITY <i> clients=<n> max_concurrency=<n> max_connections=<n> ...
+
 Usage errors give exit status 2 and one line on stderr.
 """
 
@@ -187,6 +192,13 @@ async def _serve(args, bank: Bank) -> int:
         if fleet is not None:
             await fleet.stop()
         await bank.stop()
+        # who polled each TCP bus, for tests: at most one client at once?
+        for bus in bank.buses:
+            print(f'ACTIVITY {bus.index} clients={len(bus.activity)} '
+                f'max_concurrency={bus.max_concurrency()} '
+                f'max_connections={bus.max_connections} '
+                f'requests={bus.stats["requests"]}', file=out)
+        out.flush()
     return 0
 
 

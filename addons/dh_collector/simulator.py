@@ -363,6 +363,7 @@ class Meter:
         self.meter_type = spec.meter_type
         self.last_purchase: str | None = None    # apply/duplicate/invalid
         self.time_syncs = 0
+        self.clears = 0     # remote clears (远程清零) applied
         self.requests = 0
         self._rng = random.Random(f'values:{spec.address}')
         total = _hund(spec.energy)
@@ -983,6 +984,15 @@ class Meter:
             amount, count, verdict)
         return verdict
 
+    def clear_remaining(self):
+        """Remote clear (远程清零): the remaining energy (and any
+        overdraft in use) set to 0.00; the energy registers and the
+        purchase count are kept."""
+        self.advance()
+        self._remaining = 0
+        self.clears += 1
+        log.debug('meter %s: remaining energy cleared', self.address)
+
     def control(self, action: str) -> int | None:
         """Apply a remote-control action; an ERR code when refused."""
         self.advance()
@@ -1056,6 +1066,28 @@ class Bus:
         self.stats = {'requests': 0, 'replies': 0, 'ignored': 0,
             'drop': 0, 'delay': 0, 'corrupt': 0, 'garble': 0,
             'disconnect': 0}
+        # TCP clients: connection number -> [first, last] request time
+        # (monotonic), to tell whether two clients polled it at once
+        self.activity: dict[int, list[float]] = {}
+        self.connections = 0        # open TCP connections now
+        self.max_connections = 0
+
+    def note_request(self, connection: int):
+        now = time.monotonic()
+        span = self.activity.setdefault(connection, [now, now])
+        span[1] = now
+
+    def max_concurrency(self) -> int:
+        """The most TCP clients that polled the bus at once: clients whose
+        spans (first to last request) overlap"""
+        events = sorted([(first, 1) for first, _ in self.activity.values()]
+            + [(last, -1) for _, last in self.activity.values()],
+            key=lambda e: (e[0], e[1]))
+        current = peak = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
 
     def meter(self, address: str) -> Meter | None:
         for water in (False, True):
@@ -1247,6 +1279,16 @@ class Bus:
                     dt.time.fromisoformat(value)))
             else:
                 meter.set_time(dt.datetime.fromisoformat(value))
+            return ack
+        if di == meter.vendor.remaining_write and meter.version == \
+                dlt645.V2007:
+            # 剩余电量设置: only the remote clear (0.00) is taken; a top-up
+            # goes through the purchase and its count, never here
+            if not meter.prepaid:
+                return error(ERR_NO_DATA)
+            if message.value != 0:
+                return error(ERR_OTHER)
+            meter.clear_remaining()
             return ack
         safety = meter.safety
         if safety is not None:
@@ -1526,6 +1568,7 @@ class Bank:
         self._tasks: set[asyncio.Task] = set()
         self._links: set = set()
         self._stopping = False
+        self._connection_count = 0
 
     @classmethod
     def generate(cls, buses: int, meters_per_bus: int,
@@ -1575,6 +1618,9 @@ class Bank:
                     del buffer[:used]
                     if frame is None:
                         continue
+                    number = getattr(link, 'number', None)
+                    if number is not None:
+                        bus.note_request(number)
                     async with bus.lock:
                         plan = bus.plan(frame, used)
                         if plan.wait:
@@ -1615,6 +1661,10 @@ class Bank:
     async def _accept(self, bus: Bus, reader, writer):
         peer = writer.get_extra_info('peername')
         link = _StreamLink(reader, writer)
+        self._connection_count += 1
+        link.number = self._connection_count
+        bus.connections += 1
+        bus.max_connections = max(bus.max_connections, bus.connections)
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
@@ -1622,6 +1672,7 @@ class Bank:
         except asyncio.CancelledError:
             pass        # stop(); asyncio would log a cancelled handler
         finally:
+            bus.connections -= 1
             self._tasks.discard(task)
             writer.close()
 

@@ -25,3 +25,7 @@ class ImportError_(UserError):
 
 class ExportError(UserError):
     pass
+
+
+class ReplaceError(UserError):
+    pass

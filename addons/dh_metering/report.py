@@ -4,17 +4,18 @@
 screen (当前数据) is a list view of dh.meter itself."""
 import datetime as dt
 
-from sql import Cast, Literal, Null, Table, Window
+from sql import Cast, Column, Lateral, Literal, Null, Table, Window
 from sql.aggregate import Sum
 from sql.conditionals import Case
 from sql.functions import RowNumber
 
+from trytond import backend
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from .reading import _float
+from .reading import _float, local_timezone
 from .usage import REGISTERS
 
 REGISTER_UTILITIES = {
@@ -66,9 +67,19 @@ class _MeterColumns:
             Literal(register).as_('register')]
 
     @classmethod
-    def _meter_where(cls, meter, register):
-        return (meter.utility.in_(register_utilities(register))
-            & (meter.active == Literal(True)))
+    def _meter_where(cls, meter, register, since=None):
+        """The meters a report lists: the active ones, and those replaced
+        (换表) at or after ``since`` (the period's start), so a room's old
+        and new meter both show for the period of the swap"""
+        active = meter.active == Literal(True)
+        if since is not None:
+            # the period's local start as naive UTC, as replaced_at is
+            start = dt.datetime.combine(since, dt.time()).replace(
+                tzinfo=local_timezone()).astimezone(dt.timezone.utc).replace(
+                tzinfo=None)
+            active |= (meter.replaced_at != Null) & (
+                meter.replaced_at > start)
+        return meter.utility.in_(register_utilities(register)) & active
 
 
 class MatrixContext(ModelView):
@@ -117,22 +128,39 @@ class DailyMatrix(_MeterColumns, ModelSQL, ModelView):
         day = Table('dh_usage_day')
         year, month, register = cls.criteria()
         start, end = month_bounds(year, month)
-        join = meter.join(day, 'LEFT', condition=(day.meter == meter.id)
-            & (day.register == register) & (day.period >= start)
-            & (day.period < end))
-        columns = cls._meter_columns(meter, register)
+        condition = ((day.meter == meter.id) & (day.register == register)
+            & (day.period >= start) & (day.period < end))
+        sums, names = [], []
         current = start
         while current < end:
-            columns.append(_float(Sum(Case(
-                            (day.period == current, day.usage_e4),
-                            else_=Null))).as_(f'd{current.day:02d}'))
+            names.append(f'd{current.day:02d}')
+            sums.append(Sum(Case((day.period == current, day.usage_e4),
+                        else_=Null)).as_(names[-1]))
             current += dt.timedelta(days=1)
+        names.append('total')
+        sums.append(Sum(day.usage_e4).as_('total'))
+        columns = cls._meter_columns(meter, register)
+        if backend.name == 'postgresql':
+            # one meter's month at a time (LATERAL), no GROUP BY over all
+            # meters: ORDER BY number LIMIT 100 (the first page) walks the
+            # number index and sums 100 meters' days, a filter on the
+            # meter columns applies before any sum — the cost is that of
+            # the rows shown, not of every meter (bench scale)
+            days = Lateral(day.select(*sums, where=condition))
+            join = meter.join(days, 'LEFT', condition=Literal(True))
+            sums = [_float(Column(days, n)).as_(n) for n in names]
+            group_by = None
+        else:
+            join = meter.join(day, 'LEFT', condition=condition)
+            sums = [_float(s.expression).as_(n) for s, n in zip(sums, names)]
+            group_by = [meter.id]
+        columns += sums[:-1]
         for d in range((end - start).days + 1, 32):
             columns.append(Literal(None).as_(f'd{d:02d}'))
-        columns.append(_float(Sum(day.usage_e4)).as_('total'))
+        columns.append(sums[-1])
         return join.select(*columns,
-            where=cls._meter_where(meter, register),
-            group_by=[meter.id])
+            where=cls._meter_where(meter, register, start),
+            group_by=group_by)
 
 
 class UsageContext(ModelView):
@@ -245,7 +273,7 @@ class UsageReport(_MeterColumns, ModelSQL, ModelView):
             _float(usage.usage_e4).as_('usage'),
             _float(previous.last_e4).as_('previous_value'),
             previous.last_at.as_('previous_at'),
-            where=cls._meter_where(meter, register))
+            where=cls._meter_where(meter, register, from_date))
 
 
 def _date(value):

@@ -5,7 +5,9 @@ Tryton ORM tables have an ``id`` primary key, so PostgreSQL cannot partition
 them by time.  Readings and hourly usage therefore live in tables this module
 creates itself: range-partitioned by month on PostgreSQL (partitions created
 on demand, BRIN index on time), plain tables on SQLite.  Read-only
-``table_query`` models expose them to Tryton (reading.py).
+``table_query`` models expose them to Tryton (reading.py), always for one
+meter: their ``id`` column is not indexed (a read by id without the meter in
+the context scans the table).
 """
 import datetime as dt
 import zlib
@@ -31,6 +33,26 @@ def forget_records(*model_names):
         for name in model_names:
             if name in cache:
                 cache[name].clear()
+
+
+def browse(Model, ids, size=500):
+    """Records of ``ids``, browsed by chunks of ``size``: every record
+    Tryton's browse makes checks the whole id list it was browsed with
+    (``assert id in _ids``), so one browse of N ids costs N² — minutes for
+    100,000 meters"""
+    ids = list(ids)
+    records = []
+    for i in range(0, len(ids), size):
+        records.extend(Model.browse(ids[i:i + size]))
+    return records
+
+
+def search_ids(Model, domain):
+    "The ids matching ``domain`` (rules applied), without browsing them"
+    from trytond.transaction import Transaction
+    cursor = Transaction().connection.cursor()
+    cursor.execute(*Model.search(domain, query=True))
+    return [i for i, in cursor]
 
 
 def is_postgresql():
@@ -86,8 +108,6 @@ def _create_postgresql(cursor):
         'PRIMARY KEY (meter, register, read_at)) '
         'PARTITION BY RANGE (read_at)')
     cursor.execute(
-        'CREATE INDEX IF NOT EXISTS dh_reading_id_idx ON dh_reading (id)')
-    cursor.execute(
         'CREATE INDEX IF NOT EXISTS dh_reading_read_at_brin '
         'ON dh_reading USING brin (read_at)')
     cursor.execute(
@@ -116,8 +136,13 @@ def _create_postgresql(cursor):
             cursor.execute(
                 f'CREATE INDEX IF NOT EXISTS {table}_period_idx '
                 f'ON {table} (register, period, meter)')
-        cursor.execute(
-            f'CREATE INDEX IF NOT EXISTS {table}_id_idx ON {table} (id)')
+    # No index on id: the ORM reaches these tables only through the
+    # table_query models, always for one meter (context 'meter', see
+    # reading.py), where the primary key (meter, …) finds the rows.  An id
+    # index cost ~22 B a row (a sixth of a reading) and one more index
+    # write per row on ingest (bench scale, BENCHMARKS.md).
+    for table in ('dh_reading', *AGGREGATES):
+        cursor.execute(f'DROP INDEX IF EXISTS {table}_id_idx')
 
 
 def time_formatter():

@@ -498,6 +498,8 @@ ITEMS_2007 = _items(
         BAND_SIZE * MAX_BANDS, 'kW', kind=BANDS),
     Item('04A00401', 'load_status', 'XX NN NN', 3, kind=LOAD_STATUS),
     Item('04A00402', 'load_reset', 'NN', 1),
+    # vendor 剩余电量设置: the remote clear (远程清零) writes 0.00 here
+    Item('04A00501', 'remaining_energy_set', 'XXXXXX.XX', 4, 'kWh', 2),
     Item('04A10000', 'load_event_count', 'NNNNNN', 3),
     *(Item(f'04A100{n:02X}', f'load_event_{n}',
         'YYMMDDhhmmss NN XX.XXXX XX.XXXX NN', LOAD_EVENT_SIZE,

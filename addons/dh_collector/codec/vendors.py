@@ -145,6 +145,10 @@ class VendorProfile:
     cjt188_valve_control: int = 0x04
     #: key of SAFETY_MAPS (安全用电 DIs); None: the meter has none
     safety: str | None = 'dh'
+    #: DI through which the prepaid remaining energy is written (剩余电量
+    #: 设置, format XXXXXX.XX kWh); the remote clear (远程清零) writes 0.00
+    #: there. None: the meter has no such write (no remote clear)
+    remaining_write: str | None = '04A00501'
 
     def __post_init__(self):
         if self.password_order not in (LITTLE, BIG):
@@ -155,6 +159,10 @@ class VendorProfile:
                 'or big')
         if not 0 <= self.preamble <= 4:
             raise CodecError(f'{self.name}: preamble must be 0 to 4 FE')
+        if self.remaining_write is not None and registry.lookup(
+                self.remaining_write) is None:
+            raise CodecError(f'{self.name}: remaining_write DI '
+                f'{self.remaining_write} is not in the DI registry')
         if self.safety is not None and self.safety not in SAFETY_MAPS:
             raise CodecError(f'{self.name}: unknown safety map '
                 f'{self.safety!r}')
@@ -182,7 +190,7 @@ register_vendor(VendorProfile(
     password_order=BIG))
 register_vendor(VendorProfile(
     'state-grid', 'State-Grid ESAM meters (recharge needs the key service)',
-    recharge='esam'))
+    recharge='esam', remaining_write=None))
 register_vendor(VendorProfile(
     'cjt188-valve-2a', 'CJ/T188 meters with vendor valve code 2A',
     cjt188_valve_control=0x2A))

@@ -26,6 +26,14 @@ from the meter:
   lockout flag reads back cleared.
 * ``read``: the meter's registers (or ``payload['registers']``) now, to
   the sink.
+* ``clear`` (远程清零): the prepaid remaining energy (00900100) read,
+  0.00 written (with the meter's password) to the DI its vendor profile
+  names (``VendorProfile.remaining_write``), the remaining energy read
+  back: confirmed only when it reads 0.00. The result carries
+  ``remaining_before`` (what was cleared); when the write went out but
+  neither its acknowledgement nor the read-back came, the failure's
+  result says ``unknown: true`` with ``remaining_before`` so billing can
+  credit that energy if a retry then finds the meter already at zero.
 
 Reports that fail (the database is down) are kept and sent again, in
 order, before the next ones.
@@ -47,6 +55,7 @@ from .transport import NotConnected, TransportError
 log = logging.getLogger('dh.collector.commands')
 
 _VERSIONS = {'dlt645_2007': dlt645.V2007, DLT645_1997: dlt645.V1997}
+REMAINING_DI = '00900100'
 
 
 class CommandFailed(Exception):
@@ -588,6 +597,46 @@ class CommandsMixin(SafetyCommandsMixin):
         raise CommandFailed(f'purchase not confirmed: {error}; meter '
             f'purchase count {meter_count}, command count {count}',
             {'meter_count': meter_count})
+
+    async def _command_clear(self, meter, payload, stats):
+        self._need(meter, 'dlt645_2007', what='remote clear')
+        try:
+            profile = get_vendor(_vendor(meter))
+        except CodecError as exc:
+            raise CommandFailed(exc.reason) from None
+        di = profile.remaining_write
+        if di is None:
+            raise CommandFailed(f'remote clear: vendor profile '
+                f'{profile.name} has no remaining-energy write')
+        before = await self._read_needed(meter, REMAINING_DI, stats,
+            f'the remaining energy ({REMAINING_DI}) before the clear')
+        data = registry.lookup(di).encode(Decimal('0.00'))
+        request = dlt645.write_request(meter.address, di, data,
+            password=meter.password, version=dlt645.V2007,
+            vendor=_vendor(meter))
+        result = {'remaining_before': str(before)}
+        try:
+            _, ack_error = await self._try(
+                self._transact(meter, request, stats))
+        except AbnormalReply as exc:
+            raise CommandFailed(f'meter {meter.address} refused the clear '
+                f'({di}): {_refusal(exc)}', result) from None
+        try:
+            after, read_error = await self._try(self._read_item(meter,
+                REMAINING_DI, stats))
+        except AbnormalReply as exc:
+            after, read_error = None, f'meter refused: {_refusal(exc)}'
+        if after is None:
+            ack = ('acknowledged' if ack_error is None
+                else f'not acknowledged: {ack_error}')
+            raise CommandFailed(f'clear {ack}; remaining energy unreadable: '
+                f'{read_error}', {**result, 'unknown': True})
+        if after != 0:
+            raise CommandFailed(f'clear sent but the meter still has '
+                f'{after} kWh remaining', {**result,
+                    'remaining_after': str(after)})
+        return {**result, 'remaining_after': str(after),
+            'acknowledged': ack_error is None}
 
     async def _purchase_count(self, meter, stats):
         try:

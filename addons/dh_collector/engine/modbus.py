@@ -35,7 +35,7 @@ from pymodbus.exceptions import (
 from ..modbus_maps import (
     ModbusMapError, check_ratios, decode_value, get_map, plan_reads)
 from .model import FAILED, ChannelSpec, MeterHealth, Reading, utcnow
-from .poller import ChannelPoller, ReadFailed
+from .poller import ChannelPoller, ReadFailed, _error_kind
 from .transport import BadReply, NotConnected, ReplyTimeout, TransportError
 
 log = logging.getLogger('dh.collector.modbus')
@@ -283,16 +283,16 @@ class ModbusChannelPoller(ChannelPoller):
                 return await _read_words(self.client, function_code,
                     block.address, block.count, meter.unit_id, safety)
             except ModbusRefused as exc:
-                stats.errors += 1
+                stats.count_error('meter_refused')
                 stats.last_error = f'meter {meter.address}: {exc}'
                 raise
             except NotConnected as exc:
-                stats.errors += 1
+                stats.count_error('not_connected')
                 stats.last_error = str(exc)
                 if attempt >= link_retries:
                     raise
             except TransportError as exc:
-                stats.errors += 1
+                stats.count_error(_error_kind(exc))
                 error = str(exc)
                 stats.last_error = f'meter {meter.address}: {error}'
                 if attempt >= retries:

@@ -186,3 +186,10 @@ class RoundStats:
     commands: int = 0
     sink_errors: int = 0
     duration: float = 0.0     # seconds, monotonic clock
+    # failed attempts by kind: 'not_connected', 'timeout', 'bad_reply',
+    # 'connection_lost', 'transport', 'meter_refused' (for the metrics)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def count_error(self, kind: str):
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1

@@ -21,7 +21,8 @@ from .commands import CommandsMixin
 from .model import (
     METER_UTC_OFFSET, MeterHealth, MeterTarget, Reading, RoundStats, utcnow)
 from .registers import CJT188, DLT645_1997, UnsupportedRegister, di_for
-from .transport import NotConnected, TransportError
+from .transport import (
+    BadReply, ConnectionLost, NotConnected, ReplyTimeout, TransportError)
 
 log = logging.getLogger('dh.collector.poller')
 
@@ -148,14 +149,14 @@ class ChannelPoller(CommandsMixin):
                 await self.transport.exchange(raw, decode_stream,
                     spec.timeout, accept=accept)
             except NotConnected as exc:
-                stats.errors += 1
+                stats.count_error('not_connected')
                 stats.last_error = str(exc)
                 if attempt >= link_retries:
                     raise
                 attempt += 1
                 continue
             except TransportError as exc:
-                stats.errors += 1
+                stats.count_error(_error_kind(exc))
                 error = str(exc)
                 stats.last_error = f'meter {meter.address}: {error}'
                 if attempt >= retries:
@@ -164,7 +165,7 @@ class ChannelPoller(CommandsMixin):
                 continue
             reply = box[0]
             if reply.error_code is not None:
-                stats.errors += 1
+                stats.count_error('meter_refused')
                 stats.last_error = (f'meter {meter.address}: '
                     f'{reply.error}')
                 reply.raise_for_error()
@@ -328,6 +329,15 @@ class ChannelPoller(CommandsMixin):
 
     async def close(self):
         await self.transport.close()
+
+
+def _error_kind(exc: TransportError) -> str:
+    "A failed attempt's kind, for the error counters"
+    for kind, name in ((ReplyTimeout, 'timeout'), (BadReply, 'bad_reply'),
+            (ConnectionLost, 'connection_lost')):
+        if isinstance(exc, kind):
+            return name
+    return 'transport'
 
 
 def _vendor(meter: MeterTarget):
