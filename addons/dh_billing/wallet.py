@@ -17,6 +17,7 @@ from trytond.transaction import Transaction
 
 from trytond.modules.dh_metering import storage
 from trytond.modules.dh_metering.storage import forget_records
+from trytond.modules.dh_metering.usage import REGISTER_NAMES, REGISTERS
 
 from . import rules
 from .exceptions import BillingError
@@ -432,6 +433,10 @@ class WalletLine(ModelSQL, ModelView):
     unit_price = fields.Numeric("Unit Price", digits=(16, 4),
         readonly=True)
     register = fields.Char("Register / Band", readonly=True)
+    # the register's name in the user's language for the lists (the key
+    # itself, energy_total …, means nothing to a clerk)
+    register_name = fields.Function(fields.Selection(
+            [(None, '')] + REGISTERS, "Register"), 'get_register_name')
     meter = fields.Many2One('dh.meter', "Meter", readonly=True)
     utility = fields.Char("Utility", readonly=True)
     reference = fields.Char("Reference", readonly=True)
@@ -450,6 +455,9 @@ class WalletLine(ModelSQL, ModelView):
                 Index(t, (t.move, Index.Range())),
                 })
         cls._order = [('date', 'DESC'), ('id', 'DESC')]
+
+    def get_register_name(self, name):
+        return self.register if self.register in REGISTER_NAMES else None
 
     @classmethod
     def write(cls, *args):

@@ -144,6 +144,13 @@ class DhBillingTestCase(CompanyTestMixin, ModuleTestCase):
             self.assertEqual(Wallet(wallet2.id).balance, D('17.60'))
             consumption = Line.search([('kind', '=', 'consumption')])
             self.assertEqual(sum(l.amount for l in consumption), D('-2.40'))
+            # the list shows the register by its name, not its key
+            self.assertEqual({l.register_name for l in consumption},
+                {'energy_total'})
+            selection = dict(Line.fields_get(['register_name'])
+                ['register_name']['selection'])
+            self.assertEqual(selection['energy_total'],
+                'Forward Active Total Energy')
             self.assertEqual(Meter(a.id).remaining, D('17.60'))
             # meter B (multiplier 30): 0.5 × 30 × 1.2 = 18.00 → arrears
             Meter.write([a, b], {'relay': 'closed'})
