@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,9 @@ import urllib.parse
 
 import pytest
 import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browsertools  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -24,17 +26,12 @@ DB = 'dhwxdemo'
 pytestmark = pytest.mark.sqlite_only
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope='module')
 def demo():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
-    port = free_port()
+    port = browsertools.demo_port()
     log = open(os.path.join(WORK, 'demo.log'), 'w+')
     process = subprocess.Popen([os.path.join(BIN, 'dh'), 'demo', '--db',
             os.path.join(WORK, f'{DB}.sqlite'), '--port', str(port),

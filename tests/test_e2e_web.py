@@ -4,10 +4,8 @@ Debian chromium show an area manager only his meters."""
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -24,11 +22,6 @@ PASSWORD = 'dhDemo-2026x'
 
 pytestmark = pytest.mark.sqlite_only
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def dh_demo(port):
@@ -47,7 +40,7 @@ def summary(output):
 def server():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
-    port = free_port()
+    port = browsertools.demo_port()
     built = dh_demo(port)
     assert built.returncode == 0, built.stdout + built.stderr
     first = summary(built.stdout)
@@ -66,22 +59,8 @@ def server():
     assert int(second['readings']) == (
         int(first['readings']) + int(first['collected']))
 
-    config = os.path.join(WORK, 'trytond.runtime.conf')
-    log = open(os.path.join(WORK, 'trytond.log'), 'w')
-    process = subprocess.Popen([os.path.join(BIN, 'trytond'), '-c', config,
-            '-d', DB], stdout=log, stderr=subprocess.STDOUT,
-        env=dict(os.environ, TRYTOND_DATABASE_NAMES=DB))
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(150):
-        try:
-            requests.get(url + '/', timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with browsertools.demo_server(WORK, DB, port) as url:
+        yield url
 
 
 class RPC:

@@ -13,10 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
-import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browsertools  # noqa: E402
@@ -44,41 +42,21 @@ def output_dir():
     return os.path.join(browsertools.OUTPUT, 'manual')
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope='module')
 def server():
     browsertools.require_chromium()
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
-    port = free_port()
+    port = browsertools.demo_port()
     built = subprocess.run([os.path.join(BIN, 'dh'), 'demo', '--no-serve',
             '--db', os.path.join(WORK, f'{DB}.sqlite'), '--port', str(port),
             '--scale', '0.1', '--days', '2'],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert built.returncode == 0, built.stdout + built.stderr
     assert f'{TENANT} / {TENANT_PASSWORD}' in built.stdout
-    config = os.path.join(WORK, 'trytond.runtime.conf')
-    log = open(os.path.join(WORK, 'trytond.log'), 'w')
-    process = subprocess.Popen([os.path.join(BIN, 'trytond'), '-c', config,
-            '-d', DB], stdout=log, stderr=subprocess.STDOUT,
-        env=dict(os.environ, TRYTOND_DATABASE_NAMES=DB))
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(300):
-        try:
-            requests.get(url + '/', timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with browsertools.demo_server(WORK, DB, port) as url:
+        yield url
 
 
 class Sao:
