@@ -10,7 +10,8 @@ from trytond.modules.company.tests import set_company
 from trytond.modules.dh_metering.tests.tools import (
     create_areas, create_meter, utc)
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import (
+    activate_module, drop_db, with_transaction)
 from trytond.transaction import Transaction
 
 from .tools import flat_tariff, ledger_balance, setup_accounting
@@ -59,6 +60,13 @@ class ClearReplaceTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         activate_module(['dh_billing'])
+
+    @classmethod
+    def tearDownClass(cls):
+        # close this process' connections to the test database: the next
+        # test restores it from the template on PostgreSQL, and cannot drop
+        # a database other sessions use
+        drop_db()
 
     def delivered_recharge(self, wallet, meter, amount, number):
         pool = Pool()
