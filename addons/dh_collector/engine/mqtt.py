@@ -630,30 +630,25 @@ class MqttChannel:
                     break
         return meter
 
-    async def _flusher(self, client):
+    async def _flush_and_ack(self, client):
         "Readings to the database or the spool, then their PUBACKs"
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            if not self._unacked:
-                continue
-            acks, self._unacked = self._unacked, []
-            flush = getattr(self.sink, 'flush', None)
-            if flush is not None:
-                await flush()
-            for mid, qos in acks:
-                client._client.ack(mid, qos)
-
-    async def drain(self):
-        "On a clean stop: deliver or spool what came in, and PUBACK it"
-        client = self.client
-        if client is None or not self._unacked:
-            return
         acks, self._unacked = self._unacked, []
         flush = getattr(self.sink, 'flush', None)
         if flush is not None:
             await flush()
         for mid, qos in acks:
             client._client.ack(mid, qos)
+
+    async def _flusher(self, client):
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            if self._unacked:
+                await self._flush_and_ack(client)
+
+    async def drain(self):
+        "On a clean stop: deliver or spool what came in, and PUBACK it"
+        if self.client is not None and self._unacked:
+            await self._flush_and_ack(self.client)
 
     def _reject(self, topic, payload, error):
         self.stats.rejected += 1
