@@ -2,6 +2,7 @@
 real connections from several threads or processes: a SQLite file, or a
 PostgreSQL database in the PostgreSQL pass (DH_BACKEND=postgresql)."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,3 +40,14 @@ def create(name, module, extra_config=''):
         stdout=subprocess.DEVNULL,
         env=dict(os.environ, TRYTONPASSFILE=os.path.join(folder, 'pw')))
     return folder, config
+
+
+def stop(process, grace=30):
+    "Stop a child process: SIGTERM (a clean stop), SIGKILL after ``grace`` s"
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -5,11 +5,12 @@ installs it)."""
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+import dbtools
 
 BINARY = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
 
@@ -63,13 +64,8 @@ class Broker:
 
     def stop(self):
         "A clean stop: mosquitto writes its persistence file on SIGTERM"
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            dbtools.stop(self.process)
         self.process = None
 
     def restart(self):

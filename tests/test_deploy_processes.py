@@ -13,7 +13,6 @@
 import datetime as dt
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -168,13 +167,7 @@ class Web:
         return r
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        dbtools.stop(self.process)
         self.log.close()
 
 
@@ -187,13 +180,7 @@ def start(folder, args):
 
 
 def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    dbtools.stop(process)
     process.logfile.close()
 
 
